@@ -1,0 +1,1 @@
+//! Sentence embeddings in-process (all-MiniLM-L6-v2).

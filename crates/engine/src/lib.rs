@@ -1,0 +1,1 @@
+//! Local inference over llama.cpp: load GGUF, chat template, batched generation with logprobs.

@@ -1,0 +1,1 @@
+//! Knowledge bases: ingest, chunk, embed, index, retrieve.

@@ -1,0 +1,1 @@
+//! Upstream providers: OpenAI-compatible and Anthropic clients, timeouts, retries.

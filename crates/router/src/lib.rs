@@ -1,0 +1,1 @@
+//! Routing decisions: pure functions of the request and the router's model.

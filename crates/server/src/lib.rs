@@ -1,0 +1,1 @@
+//! The gateway: an axum app wiring the request path's stages.

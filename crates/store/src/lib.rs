@@ -1,0 +1,1 @@
+//! The request log and other state, in SQLite.

