@@ -1,1 +1,295 @@
 //! The request log and other state, in SQLite.
+//!
+//! Rows are written off the hot path: handlers hand a [`RequestRecord`] to a bounded channel
+//! and a writer thread commits them in batches (one transaction per batch, WAL mode), so a
+//! request never waits on the disk. [`RequestLog::close`] drains the channel before it returns:
+//! a clean stop loses no row.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many records may wait for the writer before handlers are slowed down (back-pressure,
+/// never dropping a row).
+const QUEUE: usize = 16_384;
+/// The most rows committed in one transaction.
+const BATCH: usize = 1_024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}; check that its folder exists and is writable, or set [store] path")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("store query failed: {0}")]
+    Query(#[from] rusqlite::Error),
+    #[error("cannot start the request-log writer: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// One row of the `requests` table: one request, successful or not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestRecord {
+    pub id: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// The model the client asked for (a name, or "auto").
+    pub requested_model: String,
+    /// The model that answered (empty when none did).
+    pub model: String,
+    /// Why that model: the decision's reason.
+    pub route: String,
+    pub status: u16,
+    pub stream: bool,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub cost_usd: f64,
+    pub latency_ms: f64,
+    pub upstream_latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+impl RequestRecord {
+    pub fn now_ms() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    requested_model TEXT NOT NULL,
+    model TEXT NOT NULL,
+    route TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    stream INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    latency_ms REAL NOT NULL,
+    upstream_latency_ms REAL,
+    ttft_ms REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_created_at ON requests(created_at_ms);
+";
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let wrap = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(wrap)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(wrap)?;
+    conn.execute_batch(SCHEMA).map_err(wrap)?;
+    Ok(conn)
+}
+
+enum Msg {
+    Record(Box<RequestRecord>),
+    Close(oneshot::Sender<()>),
+}
+
+/// The request log's writing end. Cheap to share behind an `Arc`.
+pub struct RequestLog {
+    tx: mpsc::Sender<Msg>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RequestLog {
+    /// Opens (creating if needed) the SQLite file and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open(path)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let worker = std::thread::Builder::new()
+            .name("request-log".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(StoreError::Spawn)?;
+        Ok(RequestLog {
+            tx,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    /// Queues one row. Waits only when the writer is a full queue behind.
+    pub async fn record(&self, record: RequestRecord) {
+        if self.tx.send(Msg::Record(Box::new(record))).await.is_err() {
+            tracing::error!("request log is closed; a row was not written");
+        }
+    }
+
+    /// Writes every queued row, then stops the writer. Later records are refused (and logged).
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        let worker = self.worker.lock().ok().and_then(|mut w| w.take());
+        if let Some(worker) = worker {
+            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        }
+    }
+}
+
+fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        let mut close = None;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Record(r) => batch.push(r),
+                Msg::Close(done) => {
+                    close = Some(done);
+                    break;
+                }
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if let Err(e) = insert(&mut conn, &batch) {
+            tracing::error!(rows = batch.len(), error = %e, "request log: writing a batch failed");
+        }
+        batch.clear();
+        if let Some(done) = close {
+            rx.close();
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+fn insert(conn: &mut Connection, rows: &[Box<RequestRecord>]) -> Result<(), rusqlite::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO requests (id, created_at, created_at_ms, requested_model, model, route, status, stream,
+                prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        for r in rows {
+            stmt.execute(params![
+                r.id,
+                r.created_at_ms,
+                r.requested_model,
+                r.model,
+                r.route,
+                r.status,
+                r.stream,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.cost_usd,
+                r.latency_ms,
+                r.upstream_latency_ms,
+                r.ttft_ms,
+                r.error,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Reads the request log, oldest first: for tools, reports and tests.
+pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, StoreError> {
+    let conn = open(path)?;
+    let mut stmt = conn.prepare(
+        "SELECT id, created_at_ms, requested_model, model, route, status, stream, prompt_tokens, completion_tokens,
+                cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error
+         FROM requests ORDER BY created_at_ms, rowid",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(RequestRecord {
+            id: row.get(0)?,
+            created_at_ms: row.get(1)?,
+            requested_model: row.get(2)?,
+            model: row.get(3)?,
+            route: row.get(4)?,
+            status: row.get(5)?,
+            stream: row.get(6)?,
+            prompt_tokens: row.get(7)?,
+            completion_tokens: row.get(8)?,
+            cost_usd: row.get(9)?,
+            latency_ms: row.get(10)?,
+            upstream_latency_ms: row.get(11)?,
+            ttft_ms: row.get(12)?,
+            error: row.get(13)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize) -> RequestRecord {
+        RequestRecord {
+            id: format!("req-{i}"),
+            created_at_ms: RequestRecord::now_ms(),
+            requested_model: "auto".into(),
+            model: "small".into(),
+            route: "default".into(),
+            status: 200,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cost_usd: 0.001,
+            latency_ms: 1.5,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn close_writes_every_queued_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let log = RequestLog::open(&path).unwrap();
+        for i in 0..5_000 {
+            log.record(record(i)).await;
+        }
+        log.close().await;
+        let rows = read_requests(&path).unwrap();
+        assert_eq!(rows.len(), 5_000);
+        assert_eq!(rows[0], record(0).clone_with_time(rows[0].created_at_ms));
+    }
+
+    #[tokio::test]
+    async fn records_after_close_are_refused_not_panicking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let log = RequestLog::open(&path).unwrap();
+        log.close().await;
+        log.record(record(1)).await;
+        log.close().await;
+        assert!(read_requests(&path).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unwritable_path_is_a_clear_error() {
+        let err = RequestLog::open(Path::new("/nonexistent-dir/x/log.db")).err().unwrap();
+        assert!(err.to_string().contains("/nonexistent-dir/x/log.db"), "{err}");
+    }
+
+    impl RequestRecord {
+        fn clone_with_time(mut self, t: i64) -> Self {
+            self.created_at_ms = t;
+            self
+        }
+    }
+}
