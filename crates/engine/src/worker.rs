@@ -198,7 +198,11 @@ impl<'m> Worker<'m> {
                 }
             }
             for slot in &mut self.slots {
-                if slot.active.as_ref().is_some_and(|a| a.job.events.is_closed()) {
+                if slot
+                    .active
+                    .as_ref()
+                    .is_some_and(|a| a.job.events.is_closed())
+                {
                     tracing::debug!(seq = slot.seq, "generation cancelled by its reader");
                     slot.active = None;
                 }
@@ -233,9 +237,9 @@ impl<'m> Worker<'m> {
         // Keep at least one prompt token to decode: its logits give the first token.
         let mut keep = common_prefix(&slot.cached, &job.tokens).min(job.tokens.len() - 1);
         if keep < slot.cached.len() {
-            let removed = self
-                .ctx
-                .clear_kv_cache_seq(Some(slot.seq as u32), Some(keep as u32), None);
+            let removed =
+                self.ctx
+                    .clear_kv_cache_seq(Some(slot.seq as u32), Some(keep as u32), None);
             if !matches!(removed, Ok(true)) {
                 // Recurrent models cannot drop a suffix; start this sequence over.
                 let _ = self
@@ -309,9 +313,7 @@ impl<'m> Worker<'m> {
                     a.logits_at = Some(self.batch.n_tokens());
                 }
                 // Invariant: at most `budget` tokens are added, so the batch cannot overflow.
-                let _ = self
-                    .batch
-                    .add(t, (start_pos + k) as i32, &[slot.seq], last);
+                let _ = self.batch.add(t, (start_pos + k) as i32, &[slot.seq], last);
                 a.fed.push(t);
             }
             budget -= end - a.prompt_next;

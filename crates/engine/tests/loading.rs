@@ -17,11 +17,16 @@ fn loads_a_gguf_and_names_it_after_the_file() {
 #[test]
 fn a_missing_file_is_an_error_naming_the_path() {
     let path = tiny_path().with_file_name("no-such-model.gguf");
-    let err = Engine::load(EngineConfig::new(&path)).err().expect("load fails");
+    let err = Engine::load(EngineConfig::new(&path))
+        .err()
+        .expect("load fails");
     assert!(matches!(err, EngineError::ModelNotFound { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("no-such-model.gguf"), "{message}");
-    assert!(message.contains("fetch-models"), "says what to do: {message}");
+    assert!(
+        message.contains("fetch-models"),
+        "says what to do: {message}"
+    );
 }
 
 #[test]
@@ -33,9 +38,7 @@ fn a_file_that_is_not_gguf_is_an_error_not_a_panic() {
         .err()
         .expect("load fails");
     assert!(matches!(err, EngineError::NotGguf { .. }), "{err:?}");
-    assert!(err
-        .to_string()
-        .contains(&file.path().display().to_string()));
+    assert!(err.to_string().contains(&file.path().display().to_string()));
 }
 
 #[test]
@@ -47,9 +50,7 @@ fn a_corrupt_gguf_is_an_error_not_a_panic() {
         .err()
         .expect("load fails");
     assert!(matches!(err, EngineError::ModelLoad { .. }), "{err:?}");
-    assert!(err
-        .to_string()
-        .contains(&file.path().display().to_string()));
+    assert!(err.to_string().contains(&file.path().display().to_string()));
 }
 
 #[test]
@@ -96,7 +97,10 @@ fn the_gguf_template_is_used_when_present() {
     let prompt = engine
         .render_prompt(&[ChatTurn::new("user", "What is 2+2?")])
         .unwrap();
-    assert!(prompt.contains("<|im_start|>user\nWhat is 2+2?<|im_end|>"), "{prompt}");
+    assert!(
+        prompt.contains("<|im_start|>user\nWhat is 2+2?<|im_end|>"),
+        "{prompt}"
+    );
     assert!(prompt.ends_with("<|im_start|>assistant\n"), "{prompt}");
 }
 
@@ -104,7 +108,9 @@ fn the_gguf_template_is_used_when_present() {
 fn counts_tokens() {
     let engine = tiny(1, 1);
     let short = engine.count_tokens("Hello").unwrap();
-    let long = engine.count_tokens("Hello, world, and everyone in it").unwrap();
+    let long = engine
+        .count_tokens("Hello, world, and everyone in it")
+        .unwrap();
     assert!(short >= 1);
     assert!(long > short);
     assert_eq!(engine.count_tokens("").unwrap(), 0);
