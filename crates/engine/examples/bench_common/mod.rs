@@ -1,0 +1,69 @@
+//! Arguments and measurements shared by `bare_llama` and `engine_bench`, so that both measure
+//! the same thing the same way.
+
+use std::path::PathBuf;
+
+pub struct Args {
+    pub model: PathBuf,
+    pub prompt: String,
+    pub tokens: usize,
+    pub threads: usize,
+}
+
+const USAGE: &str = "options: --model PATH (default models/SmolLM2-135M-Instruct.Q4_1.gguf) \
+--prompt TEXT (the user message) --tokens N (default 128) --threads T (default: all cores)";
+
+impl Args {
+    pub fn parse() -> Result<Args, String> {
+        let mut args = Args {
+            model: PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
+            )),
+            prompt: "Write a long, detailed essay about the history of the Roman Empire, from \
+                     the founding of Rome to the fall of Constantinople, covering its emperors, \
+                     wars, economy, culture, religion and lasting influence on Europe."
+                .to_string(),
+            tokens: 128,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let value = it
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value; {USAGE}"))?;
+            let number = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+            match flag.as_str() {
+                "--model" => args.model = PathBuf::from(value),
+                "--prompt" => args.prompt = value,
+                "--tokens" => args.tokens = number(&value)?,
+                "--threads" => args.threads = number(&value)?,
+                _ => return Err(format!("unknown option {flag}; {USAGE}")),
+            }
+        }
+        Ok(args)
+    }
+}
+
+/// Peak resident memory of this process, from the kernel's high-water mark.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Tokens per second; generation speed counts the tokens after the first one over the time
+/// after the first one, so prompt processing is not mixed in.
+pub fn per_second(tokens: usize, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        tokens as f64 / seconds
+    } else {
+        0.0
+    }
+}
