@@ -11,13 +11,15 @@
 //! - Each slot remembers which tokens its KV cache holds. A request goes to the free slot with
 //!   the longest common token prefix and only the rest of its prompt is decoded, so a repeated
 //!   system prompt or a growing conversation is not processed again ([`EngineStats`]).
-//! - Dropping [`Generation::events`] cancels the request: its slot is freed at the next step.
+//! - Dropping [`Generation::events`] cancels the request: its slot is freed at the next step
+//!   (a request cancelled while still queued keeps its queue place until a slot frees up, and
+//!   is then skipped).
 //!
 //! Semantics the server relies on:
 //!
-//! - `context_tokens` is split evenly between slots; a request's prompt plus completion must fit
-//!   in one slot ([`Engine::slot_context_tokens`]). `max_tokens: None` means "until the slot is
-//!   full".
+//! - `context_tokens` is split evenly between slots (llama.cpp rounds the total up to a multiple
+//!   of 256); a request's prompt plus completion must fit in one slot
+//!   ([`Engine::slot_context_tokens`]). `max_tokens: None` means "until the slot is full".
 //! - `temperature: None` means 1.0 (OpenAI's default); `0.0` means greedy decoding.
 //! - Every sampled token, including the end-of-generation token that ends with
 //!   [`FinishReason::Stop`], produces one [`Event::Token`] and counts in `completion_tokens`
@@ -29,6 +31,8 @@
 //! - [`Token::logprob`] and [`Token::top_logprobs`] are log-probabilities under the model's raw
 //!   distribution (log-softmax of the logits over the whole vocabulary), before temperature,
 //!   top-p or penalties, as in OpenAI's API.
+//! - A stream ends with exactly one [`Event::Done`] or [`Event::Failed`]; one that ends without
+//!   either (the engine thread died) is a failure too.
 //! - [`Generation::prompt_tokens`] is known when `generate` returns: the prompt is rendered and
 //!   tokenized on the caller's thread (microseconds to a few milliseconds); decoding happens on
 //!   the engine thread.

@@ -115,3 +115,9 @@ fn counts_tokens() {
     assert!(long > short);
     assert_eq!(engine.count_tokens("").unwrap(), 0);
 }
+
+#[test]
+fn an_engine_can_be_shared_across_tasks_and_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Engine>();
+}

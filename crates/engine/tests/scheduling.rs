@@ -148,3 +148,36 @@ async fn an_identical_prompt_reuses_all_but_its_last_token() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_long_prompt_is_processed_in_chunks_while_others_keep_generating() {
+    let engine = switchyard_engine::Engine::load(switchyard_engine::EngineConfig {
+        threads: Some(1),
+        context_tokens: 4096,
+        slots: 2,
+        queue: 2,
+        ..switchyard_engine::EngineConfig::new(common::tiny_path())
+    })
+    .unwrap();
+    let mut running = engine.generate(greedy("Keep talking", 400)).unwrap();
+    first_token(&mut running).await;
+    let steps_before = engine.stats().steps;
+
+    let long = engine.generate(greedy(&"word ".repeat(1200), 1)).unwrap();
+    assert!(long.prompt_tokens > 1024);
+    let out = collect(long).await;
+    assert_eq!(out.completion_tokens, 1);
+    let stats = engine.stats();
+    // 512 tokens a step at most: the prompt needed at least three steps, and the other
+    // request shared each of them.
+    assert!(stats.steps - steps_before >= 3, "{stats:?}");
+    assert!(stats.max_sequences_per_step >= 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_generation_outlives_the_engine_handle() {
+    let generation = tiny(1, 1).generate(greedy("Hello", 5)).unwrap();
+    // The engine value is already dropped here; the thread finishes the work it has.
+    let out = collect(generation).await;
+    assert_eq!(out.completion_tokens, 5);
+}
