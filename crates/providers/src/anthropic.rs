@@ -1,0 +1,4 @@
+//! Anthropic's Messages API.
+
+/// Placeholder until the translation lands.
+pub struct AnthropicProvider;
