@@ -59,6 +59,14 @@ pub enum ProviderError {
     /// misconfigured (bad base URL or API key).
     #[error("request cannot be sent to upstream {upstream}: {message}")]
     Request { upstream: Arc<str>, message: String },
+    /// An in-process model failed; `status` is the answer the client should get (429 when its
+    /// queue is full, 400 for a request it cannot take, 500 otherwise).
+    #[error("local model {model}: {message}")]
+    Local {
+        model: String,
+        status: u16,
+        message: String,
+    },
 }
 
 impl ProviderError {
@@ -68,6 +76,9 @@ impl ProviderError {
         let kind = match self {
             ProviderError::Timeout { .. } => ErrorKind::UpstreamTimeout,
             ProviderError::Request { .. } => ErrorKind::InvalidRequest,
+            ProviderError::Local { status: 429, .. } => ErrorKind::RateLimited,
+            ProviderError::Local { status: 400, .. } => ErrorKind::InvalidRequest,
+            ProviderError::Local { .. } => ErrorKind::Internal,
             _ => ErrorKind::Upstream,
         };
         ApiError::new(kind, self.to_string())
@@ -84,6 +95,7 @@ impl ProviderError {
             ProviderError::Status { status, .. } => {
                 matches!(status, 408 | 409 | 429) || *status >= 500
             }
+            ProviderError::Local { status, .. } => *status == 429,
             ProviderError::Protocol { .. }
             | ProviderError::StreamBroken { .. }
             | ProviderError::Request { .. } => false,
