@@ -490,11 +490,7 @@ fn answer(probe: &Probe, behaviour: Behaviour, body: &Bytes) -> Answer {
     };
     let completion_tokens = pieces
         .iter()
-        .map(|p| {
-            u32::try_from(p.len() / 5)
-                .unwrap_or(u32::MAX)
-                .max(1)
-        })
+        .map(|p| u32::try_from(p.len() / 5).unwrap_or(u32::MAX).max(1))
         .sum::<u32>()
         + if tool.is_some() { 8 } else { 0 };
     Answer {
@@ -609,7 +605,9 @@ struct Events {
 impl Events {
     fn event(&mut self, name: Option<&str>, data: impl FnOnce(&mut Vec<u8>)) {
         if let Some(name) = name {
-            let _ = write!(self.buf, "event: {name}\n");
+            self.buf.extend_from_slice(b"event: ");
+            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.push(b'\n');
         }
         self.buf.extend_from_slice(b"data: ");
         data(&mut self.buf);
