@@ -91,30 +91,28 @@ impl std::fmt::Debug for ProviderConfig {
     }
 }
 
-/// Builds the endpoint `{base_url}/{path}` with JSON content type and `auth` headers, or the
-/// configuration error every call will answer with.
+/// Builds the endpoint `{base_url}/{path}` with JSON content type and the headers `headers`
+/// makes from the API key, or the configuration error every call will answer with.
 fn endpoint(
     kind: &str,
     cfg: ProviderConfig,
     path: &str,
-    auth: impl FnOnce(&str) -> Result<Vec<(&'static str, HeaderValue)>, String>,
+    headers: impl FnOnce(Option<&str>) -> Result<Vec<(&'static str, HeaderValue)>, String>,
 ) -> (Arc<str>, Result<Arc<transport::Endpoint>, String>) {
     let base = cfg.base_url.trim_end_matches('/');
     let upstream: Arc<str> = format!("{kind}:{} ({base})", cfg.model).into();
     let built = (|| {
         let url = reqwest::Url::parse(&format!("{base}/{path}"))
             .map_err(|e| format!("base_url `{}` is not a valid URL: {e}", cfg.base_url))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(key) = cfg.api_key.as_deref() {
-            for (name, value) in auth(key)? {
-                headers.insert(name, value);
-            }
+        let mut map = HeaderMap::new();
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in headers(cfg.api_key.as_deref())? {
+            map.insert(name, value);
         }
         Ok(Arc::new(transport::Endpoint {
             upstream: upstream.clone(),
             url,
-            headers,
+            headers: map,
             timeouts: cfg.timeouts,
             retry: cfg.retry,
             client: cfg.client,

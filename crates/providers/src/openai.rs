@@ -28,8 +28,12 @@ impl OpenAiProvider {
     pub fn new(cfg: ProviderConfig) -> Self {
         let model = cfg.model.clone();
         let (upstream, endpoint) = crate::endpoint("openai", cfg, "chat/completions", |key| {
-            let bearer = crate::secret_header(&format!("Bearer {key}"))?;
-            Ok(vec![(AUTHORIZATION.as_str(), bearer)])
+            key.map(|key| {
+                let bearer = crate::secret_header(&format!("Bearer {key}"))?;
+                Ok((AUTHORIZATION.as_str(), bearer))
+            })
+            .into_iter()
+            .collect()
         });
         OpenAiProvider {
             upstream,

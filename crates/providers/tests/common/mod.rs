@@ -1,5 +1,3 @@
-#![allow(dead_code)] // each test file uses its own part
-
 use std::time::Duration;
 
 use futures::StreamExt;
