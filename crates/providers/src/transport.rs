@@ -435,3 +435,47 @@ impl<T: Translate> SseReader<T> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        let wait = parse_retry_after(&later).unwrap();
+        assert!(wait > Duration::from_secs(28) && wait <= Duration::from_secs(30));
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_has_full_jitter_under_the_cap_and_honours_retry_after() {
+        let policy = RetryPolicy {
+            max_retries: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(350),
+        };
+        let connect = ProviderError::Connect {
+            upstream: "u".into(),
+            message: "refused".into(),
+        };
+        for attempt in 0..6 {
+            let cap = Duration::from_millis(100 * 2u64.pow(attempt)).min(policy.max);
+            for _ in 0..50 {
+                assert!(policy.wait(attempt, &connect) <= cap);
+            }
+        }
+        let limited = |secs| ProviderError::Status {
+            upstream: "u".into(),
+            status: 429,
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(policy.wait(0, &limited(0)), Duration::ZERO);
+        assert_eq!(policy.wait(0, &limited(60)), policy.max);
+    }
+}
