@@ -20,7 +20,7 @@ pub struct ErrorDetail {
 pub enum ErrorKind {
     InvalidRequest,
     Authentication,
-    ModelNotFound,
+    NotFound,
     PayloadTooLarge,
     RateLimited,
     Upstream,
@@ -33,7 +33,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => 400,
             ErrorKind::Authentication => 401,
-            ErrorKind::ModelNotFound => 404,
+            ErrorKind::NotFound => 404,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::RateLimited => 429,
             ErrorKind::Upstream => 502,
@@ -44,7 +44,7 @@ impl ErrorKind {
 
     fn type_name(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest | ErrorKind::ModelNotFound | ErrorKind::PayloadTooLarge => {
+            ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::PayloadTooLarge => {
                 "invalid_request_error"
             }
             ErrorKind::Authentication => "authentication_error",
@@ -58,7 +58,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => None,
             ErrorKind::Authentication => Some("invalid_api_key"),
-            ErrorKind::ModelNotFound => Some("model_not_found"),
+            ErrorKind::NotFound => None,
             ErrorKind::PayloadTooLarge => Some("request_too_large"),
             ErrorKind::RateLimited => Some("rate_limit_exceeded"),
             ErrorKind::Upstream => Some("upstream_failed"),

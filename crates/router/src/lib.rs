@@ -30,7 +30,9 @@ pub enum RouteError {
 
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
-        ApiError::new(ErrorKind::ModelNotFound, e.to_string()).with_param("model")
+        ApiError::new(ErrorKind::NotFound, e.to_string())
+            .with_param("model")
+            .with_code("model_not_found")
     }
 }
 

@@ -1,1 +1,135 @@
 //! The gateway: an axum app wiring the request path's stages.
+//!
+//! Each cross-cutting concern is a layer around the `/v1` routes (outermost first): record
+//! (request id, `x-switchyard-*` headers, the request-log row and metrics), then auth; the
+//! handlers hold only their stage's logic.
+
+pub mod config;
+
+mod auth;
+mod chat;
+mod error;
+mod gateway;
+mod local;
+mod metrics;
+mod record;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use switchyard_api::{ApiError, ErrorKind, ModelList, ModelObject};
+use switchyard_store::RequestLog;
+
+pub use config::{Config, ConfigError, ModelConfig};
+pub use gateway::{BuildError, Gateway, LocalLoader, Model};
+pub use local::load_local;
+pub use record::{COST, MODEL, REQUEST_ID, ROUTE};
+
+use auth::ApiKeys;
+use error::ErrorResponse;
+use metrics::Metrics;
+use record::Recorder;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Store(#[from] switchyard_store::StoreError),
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A gateway ready to serve: its routes and the request log they write to.
+pub struct Server {
+    app: Router,
+    log: Arc<RequestLog>,
+}
+
+impl Server {
+    /// Builds the models and opens the request log; `local` loads `provider = "local"` models.
+    pub fn new(config: &Config, local: &LocalLoader) -> Result<Server, ServerError> {
+        let gateway = Arc::new(Gateway::build(config, local)?);
+        let log = Arc::new(RequestLog::open(&config.store.path)?);
+        let metrics = Arc::new(Metrics::default());
+        let recorder = Arc::new(Recorder {
+            log: log.clone(),
+            metrics: metrics.clone(),
+        });
+        let keys = Arc::new(ApiKeys(config.server.api_keys.clone()));
+
+        let v1 = Router::new()
+            .route("/chat/completions", post(chat::completions))
+            .route("/models", get(models))
+            .fallback(not_found)
+            .with_state(gateway)
+            .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
+            .layer(middleware::from_fn_with_state(keys, auth::require_key))
+            .layer(middleware::from_fn_with_state(recorder, record::record));
+        let app = Router::new()
+            .nest("/v1", v1)
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(render_metrics).with_state(metrics))
+            .fallback(not_found);
+        Ok(Server { app, log })
+    }
+
+    /// The routes, for serving or for driving in-process.
+    pub fn router(&self) -> Router {
+        self.app.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
+    /// and flushes the request log: a clean stop loses no row.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let served = axum::serve(listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.log.close().await;
+        Ok(served?)
+    }
+}
+
+async fn models(State(gw): State<Arc<Gateway>>) -> Json<ModelList> {
+    let mut data: Vec<ModelObject> = gw
+        .models
+        .values()
+        .map(|m| ModelObject::new(&m.name, m.owned_by))
+        .collect();
+    data.push(ModelObject::new(
+        switchyard_router::AUTO,
+        "switchyard-router",
+    ));
+    Json(ModelList::new(data))
+}
+
+async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+}
+
+async fn not_found(uri: axum::http::Uri) -> ErrorResponse {
+    ErrorResponse(
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "no endpoint at {uri}; Switchyard serves POST /v1/chat/completions, GET /v1/models, GET /healthz and GET /metrics"
+            ),
+        )
+        .with_code("unknown_url"),
+    )
+}

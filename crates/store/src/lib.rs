@@ -91,9 +91,12 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
         source,
     };
     let conn = Connection::open(path).map_err(wrap)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(wrap)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(wrap)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(wrap)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(wrap)?;
     conn.execute_batch(SCHEMA).map_err(wrap)?;
     Ok(conn)
 }
@@ -128,6 +131,30 @@ impl RequestLog {
     pub async fn record(&self, record: RequestRecord) {
         if self.tx.send(Msg::Record(Box::new(record))).await.is_err() {
             tracing::error!("request log is closed; a row was not written");
+        }
+    }
+
+    /// Queues one row without waiting: for places that cannot await, such as a response body
+    /// being dropped. When the queue is full the row is handed to a task that waits for room.
+    pub fn record_now(&self, record: RequestRecord) {
+        match self.tx.try_send(Msg::Record(Box::new(record))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(async move {
+                            let _ = tx.send(msg).await;
+                        });
+                    }
+                    Err(_) => {
+                        let _ = tx.blocking_send(msg);
+                    }
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("request log is closed; a row was not written");
+            }
         }
     }
 
@@ -282,8 +309,13 @@ mod tests {
 
     #[test]
     fn unwritable_path_is_a_clear_error() {
-        let err = RequestLog::open(Path::new("/nonexistent-dir/x/log.db")).err().unwrap();
-        assert!(err.to_string().contains("/nonexistent-dir/x/log.db"), "{err}");
+        let err = RequestLog::open(Path::new("/nonexistent-dir/x/log.db"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("/nonexistent-dir/x/log.db"),
+            "{err}"
+        );
     }
 
     impl RequestRecord {

@@ -1,1 +1,162 @@
-fn main() {}
+//! The `switchyard` command line: a thin shell over `switchyard-server`.
+
+mod chat;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use switchyard_server::{Config, Server};
+
+/// An AI gateway: small local models first, a large cloud model for the hard rest.
+#[derive(Parser)]
+#[command(name = "switchyard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OpenAI-compatible gateway (with no --config: the embedded local default).
+    Serve {
+        /// The config file (see `switchyard init`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on; overrides [server] listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Write a commented example config.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "switchyard.toml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Send one request through the whole path; print the answer and the decision.
+    Chat(chat::Args),
+}
+
+const EXAMPLE: &str = include_str!("switchyard.example.toml");
+
+/// The embedded default: the default SLM from the models folder, no upstream.
+fn embedded_default() -> Result<Config> {
+    let models = std::env::var("SWITCHYARD_MODELS").unwrap_or_else(|_| "models".into());
+    let path = Path::new(&models).join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !path.is_file() {
+        bail!(
+            "the default model {} is missing: run scripts/fetch-models.sh (or set SWITCHYARD_MODELS to the folder holding it, or pass --config)",
+            path.display()
+        );
+    }
+    let text = format!(
+        "[models.small]\nprovider = \"local\"\npath = {:?}\n",
+        path.display().to_string()
+    );
+    Ok(Config::parse(
+        &text,
+        Path::new("<embedded default>"),
+        &|k| std::env::var(k).ok(),
+    )?)
+}
+
+pub fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => embedded_default(),
+    }
+}
+
+pub fn build_server(config: &Config) -> Result<Server> {
+    Ok(Server::new(config, &switchyard_server::load_local)?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests and flushing the request log");
+}
+
+async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()> {
+    let mut config = load_config(config.as_deref())?;
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    let server = build_server(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let names: Vec<&str> = config.models.keys().map(String::as_str).collect();
+    tracing::info!(%addr, models = ?names, "switchyard is serving");
+    println!(
+        "switchyard listening on http://{addr} (models: {})",
+        names.join(", ")
+    );
+    server.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn init(path: &Path, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", path.display());
+    }
+    std::fs::write(path, EXAMPLE).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { config, listen } => serve(config, listen).await,
+        Command::Init { path, force } => init(&path, force),
+        Command::Chat(args) => chat::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let config = Config::parse(EXAMPLE, Path::new("switchyard.example.toml"), &|_| None)
+            .expect("the example written by `switchyard init` must be a valid config");
+        assert_eq!(config.default_model(), Some("small"));
+        assert!(config.server.api_keys.is_empty());
+        assert_eq!(config.models["large"].fallbacks, vec!["claude"]);
+    }
+}

@@ -1,0 +1,453 @@
+//! `switchyard.toml`: parsed strictly (an unknown key is an error naming the key and its line),
+//! with `${VAR}` and `${VAR:-default}` replaced from the environment first.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: environment variable `{var}` is not set; export it, or write ${{{var}:-default}} to make it optional")]
+    MissingVar {
+        path: PathBuf,
+        line: usize,
+        var: String,
+    },
+    #[error("{path}:{line}: unclosed `${{` in a value; write ${{NAME}}")]
+    UnclosedVar { path: PathBuf, line: usize },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub router: RouterConfig,
+    #[serde(default)]
+    pub models: IndexMap<String, ModelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// When non-empty, `/v1` needs `Authorization: Bearer <one of these>`. Empty strings (an
+    /// optional `${VAR:-}` left unset) are ignored.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            api_keys: Vec::new(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_store")]
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: default_store(),
+        }
+    }
+}
+
+fn default_store() -> PathBuf {
+    PathBuf::from("switchyard.db")
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// The model that answers `"model": "auto"`; the first model declared when unset.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Local,
+    Openai,
+    Anthropic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub provider: ProviderKind,
+    /// Local models: the GGUF file.
+    pub path: Option<PathBuf>,
+    /// Upstream models: the API's base URL, e.g. `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    /// Upstream models: the model id sent upstream (the config name when unset).
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub price: Price,
+    /// Models to try, in order, when this one fails.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    /// Retries on connect errors, 429 and 5xx, with exponential backoff and jitter.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Local models: threads for generation (all cores when unset).
+    pub threads: Option<usize>,
+    /// Local models: sequences decoded together.
+    pub slots: Option<usize>,
+    /// Local models: context tokens shared by the slots.
+    pub context_tokens: Option<u32>,
+    /// Local models: requests that may wait for a slot before 429.
+    pub queue: Option<usize>,
+}
+
+fn default_retries() -> u32 {
+    2
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    #[serde(default)]
+    pub input: f64,
+    #[serde(default)]
+    pub output: f64,
+}
+
+impl Price {
+    pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> f64 {
+        (self.input * f64::from(prompt_tokens) + self.output * f64::from(completion_tokens)) / 1e6
+    }
+}
+
+/// Upstream timeouts in milliseconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    #[serde(default = "default_connect_ms")]
+    pub connect_ms: u64,
+    #[serde(default = "default_first_byte_ms")]
+    pub first_byte_ms: u64,
+    #[serde(default = "default_idle_ms")]
+    pub idle_ms: u64,
+    #[serde(default = "default_total_ms")]
+    pub total_ms: u64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            connect_ms: default_connect_ms(),
+            first_byte_ms: default_first_byte_ms(),
+            idle_ms: default_idle_ms(),
+            total_ms: default_total_ms(),
+        }
+    }
+}
+
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_first_byte_ms() -> u64 {
+    60_000
+}
+fn default_idle_ms() -> u64 {
+    30_000
+}
+fn default_total_ms() -> u64 {
+    600_000
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Config::parse(&text, path, &|k| env.get(k).cloned())
+    }
+
+    /// Parses config text; `env` looks variables up (the process environment in [`Config::load`]).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = substitute(text, path, env)?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: describe_toml_error(&e, &text),
+        })?;
+        config.server.api_keys.retain(|k| !k.is_empty());
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// The model that answers `"auto"`.
+    pub fn default_model(&self) -> Option<&str> {
+        self.router
+            .default
+            .as_deref()
+            .or_else(|| self.models.keys().next().map(String::as_str))
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if self.models.is_empty() {
+            return Err(invalid(
+                "no models configured: add a [models.NAME] table (see `switchyard init`)".into(),
+            ));
+        }
+        if let Some(d) = &self.router.default {
+            if !self.models.contains_key(d) {
+                return Err(invalid(format!(
+                    "router.default = \"{d}\" names no configured model; use one of: {}",
+                    self.model_names()
+                )));
+            }
+        }
+        for (name, m) in &self.models {
+            if name == switchyard_router::AUTO {
+                return Err(invalid(
+                    "[models.auto]: \"auto\" is reserved for the router; pick another name".into(),
+                ));
+            }
+            match m.provider {
+                ProviderKind::Local => {
+                    if m.path.is_none() {
+                        return Err(invalid(format!(
+                            "[models.{name}]: provider = \"local\" needs `path` to a GGUF file"
+                        )));
+                    }
+                }
+                ProviderKind::Openai | ProviderKind::Anthropic => {
+                    let Some(url) = &m.base_url else {
+                        return Err(invalid(format!(
+                            "[models.{name}]: an upstream provider needs `base_url`, e.g. \"https://api.openai.com/v1\""
+                        )));
+                    };
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(invalid(format!(
+                            "[models.{name}]: base_url \"{url}\" must start with http:// or https://"
+                        )));
+                    }
+                }
+            }
+            for f in &m.fallbacks {
+                if f == name {
+                    return Err(invalid(format!(
+                        "[models.{name}]: a model cannot be its own fallback"
+                    )));
+                }
+                if !self.models.contains_key(f) {
+                    return Err(invalid(format!(
+                        "[models.{name}]: fallback \"{f}\" names no configured model; use one of: {}",
+                        self.model_names()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn model_names(&self) -> String {
+        self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// toml's messages already name the key and quote the line; make sure the line number leads.
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            let line = if text[..span.start.min(text.len())].ends_with('\n') {
+                line + 1
+            } else {
+                line
+            };
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` line by line, so errors can name the line.
+fn substitute(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let (code, comment) = line.split_at(comment_start(line));
+        let mut rest = code;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return Err(ConfigError::UnclosedVar {
+                    path: path.to_owned(),
+                    line: i + 1,
+                });
+            };
+            let expr = &after[..end];
+            let (var, default) = match expr.split_once(":-") {
+                Some((v, d)) => (v, Some(d)),
+                None => (expr, None),
+            };
+            match (env(var), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(ConfigError::MissingVar {
+                        path: path.to_owned(),
+                        line: i + 1,
+                        var: var.to_owned(),
+                    })
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out.push_str(comment);
+    }
+    Ok(out)
+}
+
+/// Where a line's TOML comment starts (a `#` outside a string), or its length: variables in
+/// comments are documentation, not values.
+fn comment_start(line: &str) -> usize {
+    let mut quote = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '#' => return i,
+            None => {}
+        }
+    }
+    line.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let env = |k: &str| (k == "KEY").then(|| "secret".to_owned());
+        Config::parse(text, Path::new("test.toml"), &env)
+    }
+
+    const UPSTREAM: &str =
+        "[models.large]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";
+
+    #[test]
+    fn variables_come_from_the_environment() {
+        let c = parse(&format!(
+            "[server]\napi_keys = [\"${{KEY}}\", \"${{UNSET:-}}\"]\n{UPSTREAM}"
+        ))
+        .unwrap();
+        assert_eq!(c.server.api_keys, vec!["secret"]);
+    }
+
+    #[test]
+    fn variables_in_comments_are_left_alone() {
+        let c = parse(&format!(
+            "# set ${{UNSET}} to …\n{UPSTREAM}model = \"a#${{KEY}}\" # ${{UNSET}}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.models["large"].model.as_deref(), Some("a#secret"));
+    }
+
+    #[test]
+    fn a_missing_variable_names_itself_and_its_line() {
+        let err = parse(&format!("{UPSTREAM}api_key = \"${{OPENAI_API_KEY}}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml:4"), "{err}");
+        assert!(err.contains("OPENAI_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_line() {
+        let err = parse(&format!("{UPSTREAM}colour = \"blue\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn fallbacks_must_name_configured_models() {
+        let err = parse(&format!("{UPSTREAM}fallbacks = [\"nope\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fallback \"nope\""), "{err}");
+    }
+
+    #[test]
+    fn the_first_model_is_the_default() {
+        let c = parse(&format!(
+            "{UPSTREAM}[models.other]\nprovider = \"anthropic\"\nbase_url = \"http://x/v1\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.default_model(), Some("large"));
+        assert_eq!(c.server.max_body_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn price_is_per_million_tokens() {
+        let p = Price {
+            input: 2.5,
+            output: 10.0,
+        };
+        assert!((p.cost(1_000, 100) - 0.0035).abs() < 1e-12);
+    }
+}

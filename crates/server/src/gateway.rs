@@ -1,0 +1,99 @@
+//! The gateway's state: the configured models, the router and the request log, built once
+//! from the config and shared by every handler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use switchyard_providers::{
+    AnthropicProvider, OpenAiConfig, OpenAiProvider, Provider, RetryPolicy, Timeouts,
+};
+use switchyard_router::Router;
+
+use crate::config::{Config, ModelConfig, Price, ProviderKind};
+
+/// One configured model: who answers, at what price, and who stands in when it fails.
+pub struct Model {
+    pub name: String,
+    pub provider: Arc<dyn Provider>,
+    pub price: Price,
+    pub fallbacks: Vec<String>,
+    pub owned_by: &'static str,
+}
+
+pub struct Gateway {
+    pub models: IndexMap<String, Model>,
+    pub router: Router,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("[models.{name}]: {message}")]
+    Model { name: String, message: String },
+}
+
+/// Builds a local model's provider; the embedded engine plugs in here.
+pub type LocalLoader =
+    dyn Fn(&str, &ModelConfig) -> Result<Arc<dyn Provider>, String> + Send + Sync;
+
+impl Gateway {
+    pub fn build(config: &Config, local: &LocalLoader) -> Result<Gateway, BuildError> {
+        let client = switchyard_providers::http_client(Duration::from_millis(
+            config
+                .models
+                .values()
+                .map(|m| m.timeouts.connect_ms)
+                .max()
+                .unwrap_or(5_000),
+        ));
+        let mut models = IndexMap::new();
+        for (name, m) in &config.models {
+            let err = |message: String| BuildError::Model {
+                name: name.clone(),
+                message,
+            };
+            let (provider, owned_by): (Arc<dyn Provider>, &'static str) = match m.provider {
+                ProviderKind::Local => (local(name, m).map_err(err)?, "switchyard-local"),
+                ProviderKind::Openai | ProviderKind::Anthropic => {
+                    let cfg = OpenAiConfig {
+                        base_url: m.base_url.clone().unwrap_or_default(),
+                        model: m.model.clone().unwrap_or_else(|| name.clone()),
+                        api_key: m.api_key.clone().filter(|k| !k.is_empty()),
+                        timeouts: Timeouts {
+                            connect: Duration::from_millis(m.timeouts.connect_ms),
+                            first_byte: Duration::from_millis(m.timeouts.first_byte_ms),
+                            idle: Duration::from_millis(m.timeouts.idle_ms),
+                            total: Duration::from_millis(m.timeouts.total_ms),
+                        },
+                        retry: RetryPolicy {
+                            max_retries: m.retries,
+                            ..RetryPolicy::default()
+                        },
+                        client: client.clone(),
+                    };
+                    if m.provider == ProviderKind::Openai {
+                        (Arc::new(OpenAiProvider::new(cfg)), "openai-compatible")
+                    } else {
+                        (Arc::new(AnthropicProvider::new(cfg)), "anthropic")
+                    }
+                }
+            };
+            models.insert(
+                name.clone(),
+                Model {
+                    name: name.clone(),
+                    provider,
+                    price: m.price,
+                    fallbacks: m.fallbacks.clone(),
+                    owned_by,
+                },
+            );
+        }
+        let default = config
+            .default_model()
+            .map(str::to_owned)
+            .unwrap_or_default();
+        let router = Router::new(models.keys().cloned().collect(), default);
+        Ok(Gateway { models, router })
+    }
+}

@@ -1,0 +1,87 @@
+//! A gateway on a loopback port, built from config text, with its request log in a temp dir.
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::path::{Path, PathBuf};
+
+use switchyard_server::{Config, Server};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct Running {
+    pub base: String,
+    pub db: PathBuf,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), switchyard_server::ServerError>>>,
+    _dir: tempfile::TempDir,
+}
+
+fn no_local(
+    name: &str,
+    _: &switchyard_server::ModelConfig,
+) -> Result<std::sync::Arc<dyn switchyard_providers::Provider>, String> {
+    Err(format!("test config has local model {name}"))
+}
+
+pub async fn start(config: &str) -> Running {
+    start_with(config, &no_local).await
+}
+
+pub async fn start_with(config: &str, local: &switchyard_server::LocalLoader) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let text = format!("[store]\npath = {:?}\n{config}", db.display().to_string());
+    let config = Config::parse(&text, Path::new("test.toml"), &|_| None).unwrap();
+    let server = Server::new(&config, local).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        base,
+        db,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the gateway the way SIGTERM does and waits for the request log to be flushed.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    pub async fn rows(&mut self) -> Vec<switchyard_store::RequestRecord> {
+        self.stop().await;
+        switchyard_store::read_requests(&self.db).unwrap()
+    }
+}
+
+/// One upstream model named `name` at the mock, asking it for `upstream` behaviour.
+pub fn upstream(name: &str, provider: &str, base_url: &str, upstream: &str) -> String {
+    format!(
+        "[models.{name}]\nprovider = \"{provider}\"\nbase_url = \"{base_url}\"\nmodel = \"{upstream}\"\nprice = {{ input = 2.0, output = 10.0 }}\nretries = 1\ntimeouts = {{ connect_ms = 500, first_byte_ms = 1000, idle_ms = 1000, total_ms = 5000 }}\n"
+    )
+}

@@ -1,0 +1,96 @@
+//! Local models are served through `/v1/chat/completions` exactly like upstream ones.
+
+mod common;
+
+use common::start_with;
+use serde_json::{json, Value};
+
+fn models_dir() -> String {
+    std::env::var("SWITCHYARD_MODELS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned())
+}
+
+fn tiny() -> String {
+    format!(
+        "[models.tiny]\nprovider = \"local\"\npath = \"{}/tiny.gguf\"\nprice = {{ input = 1.0, output = 2.0 }}\nslots = 2\ncontext_tokens = 1024\nthreads = 2\n",
+        models_dir()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_completion_has_usage_logprobs_cost_and_a_row() {
+    let mut gw = start_with(&tiny(), &switchyard_server::load_local).await;
+    let resp = gw
+        .chat(json!({
+            "model": "tiny", "max_tokens": 5, "temperature": 0, "logprobs": true, "top_logprobs": 3,
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+        }))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-model"], "tiny");
+    let body: Value = resp.json().await.unwrap();
+    let choice = &body["choices"][0];
+    assert_eq!(choice["finish_reason"], "length");
+    assert_eq!(body["usage"]["completion_tokens"], 5);
+    let tokens = choice["logprobs"]["content"].as_array().unwrap();
+    assert_eq!(tokens.len(), 5);
+    for t in tokens {
+        assert!(t["logprob"].as_f64().unwrap() <= 0.0);
+        let top = t["top_logprobs"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert!(top[0]["logprob"].as_f64() >= top[1]["logprob"].as_f64());
+    }
+    let prompt = body["usage"]["prompt_tokens"].as_u64().unwrap() as f64;
+    let rows = gw.rows().await;
+    assert_eq!(rows[0].model, "tiny");
+    assert!((rows[0].cost_usd - (prompt + 2.0 * 5.0) / 1e6).abs() < 1e-12);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_stream_has_a_role_chunk_text_finish_and_usage() {
+    let gw = start_with(&tiny(), &switchyard_server::load_local).await;
+    let resp = gw
+        .chat(json!({
+            "model": "tiny", "max_tokens": 8, "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "Hello"}]
+        }))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(*events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finish, vec![&json!("length")]);
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_local_model_fails_at_startup_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[store]\npath = \"{}/log.db\"\n[models.gone]\nprovider = \"local\"\npath = \"/no/such/model.gguf\"\n",
+        dir.path().display()
+    );
+    let config =
+        switchyard_server::Config::parse(&text, std::path::Path::new("t.toml"), &|_| None).unwrap();
+    let err = switchyard_server::Server::new(&config, &switchyard_server::load_local)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("[models.gone]") && err.contains("/no/such/model.gguf"),
+        "{err}"
+    );
+}

@@ -1,0 +1,63 @@
+"""The real `openai` Python SDK against a running Switchyard.
+
+Usage: openai_sdk.py BASE_URL API_KEY MODEL
+Exits non-zero with a message on the first broken expectation.
+"""
+import sys
+
+import openai
+from openai import OpenAI
+
+base_url, api_key, model = sys.argv[1], sys.argv[2], sys.argv[3]
+client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60)
+question = [{"role": "user", "content": "What is the capital of France?"}]
+
+# A normal completion, with the gateway's headers.
+raw = client.chat.completions.with_raw_response.create(model=model, messages=question, max_tokens=32)
+completion = raw.parse()
+answer = completion.choices[0].message.content
+assert answer and answer.strip(), f"empty answer: {completion}"
+assert completion.choices[0].finish_reason in ("stop", "length"), completion
+assert completion.usage.completion_tokens > 0, completion.usage
+assert raw.headers["x-switchyard-model"] == model, raw.headers
+assert raw.headers["x-switchyard-request-id"], raw.headers
+float(raw.headers["x-switchyard-cost-usd"])
+
+# A streamed completion with usage: text deltas, then one usage chunk.
+stream = client.chat.completions.create(
+    model=model, messages=question, max_tokens=32, stream=True,
+    stream_options={"include_usage": True},
+)
+pieces, usage, finish = [], None, None
+for chunk in stream:
+    if chunk.usage is not None:
+        usage = chunk.usage
+    for choice in chunk.choices:
+        if choice.delta.content:
+            pieces.append(choice.delta.content)
+        if choice.finish_reason:
+            finish = choice.finish_reason
+streamed = "".join(pieces)
+assert streamed.strip(), "the stream carried no text"
+assert finish in ("stop", "length"), finish
+assert usage is not None and usage.completion_tokens > 0, usage
+assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens, usage
+
+# Errors arrive as the SDK's typed exceptions, with OpenAI's error shape.
+try:
+    client.chat.completions.create(model="no-such-model", messages=question)
+    raise AssertionError("an unknown model was accepted")
+except openai.NotFoundError as e:
+    assert e.code == "model_not_found", e.body
+try:
+    OpenAI(base_url=base_url, api_key="wrong-key", max_retries=0).chat.completions.create(model=model, messages=question)
+    raise AssertionError("a wrong key was accepted")
+except openai.AuthenticationError as e:
+    assert e.status_code == 401, e
+try:
+    client.chat.completions.create(model=model, messages=[])
+    raise AssertionError("empty messages were accepted")
+except openai.BadRequestError as e:
+    assert e.body["param"] == "messages", e.body
+
+print(f"openai SDK ok: {answer.strip()!r} / streamed {streamed.strip()!r}")
