@@ -57,7 +57,7 @@ impl Router {
                 reason: format!("default: auto -> {}", self.default),
             });
         }
-        if self.models.iter().any(|m| *m == req.model) {
+        if self.models.contains(&req.model) {
             return Ok(Decision {
                 target: req.model.clone(),
                 route: "explicit",
