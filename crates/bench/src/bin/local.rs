@@ -1,0 +1,270 @@
+//! The local provider through the HTTP API against bare llama.cpp (`bare_llama`, a minimal
+//! program over the same vendored llama.cpp), same GGUF, threads and prompt, alternating in one
+//! run: prompt and generation tokens/s, time to first token, peak memory, as ratios; then the
+//! aggregate generation rate of 4 concurrent streams and the time to first token after a
+//! cached system prompt. Build first:
+//! `cargo build --release --bins && cargo build --release -p switchyard-engine --examples`.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use switchyard_bench::{median, sibling, Process};
+
+#[derive(Parser)]
+struct Args {
+    /// The GGUF to serve and to run bare.
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    model: String,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Tokens to generate per request.
+    #[arg(long, default_value_t = 128)]
+    tokens: u32,
+    /// Alternating bare/HTTP pairs.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+const PROMPT: &str = "Write a detailed story about a lighthouse keeper who discovers a message in a bottle. Describe the sea, the weather, the keeper's daily routine, the discovery, and what happens next.";
+const SYSTEM: &str = "You are the support assistant of Northwind Bank. Answer customers politely and briefly. Never ask for passwords or full card numbers. If a question is about fraud, tell the customer to call the fraud line at once. If a question is about opening hours, branches are open from nine to five on weekdays. Mortgage questions go to a human adviser. Keep every answer under eighty words and end with an offer to help further.";
+const TURN: &str =
+    "Hello, I noticed a payment on my card that I do not recognise. What should I do about it now?";
+
+/// Times of one streamed completion, in seconds from the request.
+struct Stream {
+    first: f64,
+    tokens: Vec<f64>,
+    prompt_tokens: f64,
+    completion_tokens: f64,
+}
+
+async fn stream(client: &reqwest::Client, url: &str, body: Value) -> Result<Stream> {
+    let start = Instant::now();
+    let resp = client.post(url).json(&body).send().await?;
+    if !resp.status().is_success() {
+        bail!("gateway answered {}: {}", resp.status(), resp.text().await?);
+    }
+    let mut bytes = resp.bytes_stream();
+    let (mut buf, mut tokens, mut usage) = (String::new(), Vec::new(), Value::Null);
+    while let Some(chunk) = bytes.next().await {
+        buf.push_str(std::str::from_utf8(&chunk?)?);
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let Some(data) = event.trim().strip_prefix("data: ") else {
+                continue;
+            };
+            if data == "[DONE]" {
+                continue;
+            }
+            let v: Value = serde_json::from_str(data)?;
+            if v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+            {
+                tokens.push(start.elapsed().as_secs_f64());
+            }
+            if !v["usage"].is_null() {
+                usage = v["usage"].clone();
+            }
+        }
+    }
+    Ok(Stream {
+        first: *tokens.first().context("no token arrived")?,
+        tokens,
+        prompt_tokens: usage["prompt_tokens"].as_f64().context("no usage")?,
+        completion_tokens: usage["completion_tokens"].as_f64().context("no usage")?,
+    })
+}
+
+fn request(system: Option<&str>, user: &str, max_tokens: u32) -> Value {
+    let mut messages = Vec::new();
+    if let Some(s) = system {
+        messages.push(json!({"role": "system", "content": s}));
+    }
+    messages.push(json!({"role": "user", "content": user}));
+    json!({"model": "local", "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+           "stream": true, "stream_options": {"include_usage": true}})
+}
+
+fn peak_rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .context("no VmHWM")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let bare = std::env::current_exe()?
+        .with_file_name("examples")
+        .join("bare_llama");
+    if !bare.exists() {
+        bail!(
+            "{} is missing: build it with `cargo build --release -p switchyard-engine --examples`",
+            bare.display()
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = {:?}\n[models.local]\nprovider = \"local\"\npath = {:?}\nthreads = {}\nslots = 4\ncontext_tokens = 4096\n",
+            dir.path().join("bench.db").display().to_string(),
+            std::fs::canonicalize(&args.model)
+                .with_context(|| format!("model {} not found: run scripts/fetch-models.sh", args.model))?
+                .display()
+                .to_string(),
+            args.threads
+        ),
+    )?;
+    let mut gw = Command::new(sibling("switchyard")?);
+    gw.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn");
+    let (gateway, url) = Process::start_printing_url(gw)?;
+    let url = format!("{url}/v1/chat/completions");
+    let client = reqwest::Client::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+
+    // Warm up both sides once.
+    rt.block_on(stream(&client, &url, request(None, PROMPT, 8)))?;
+    let mut rows: Vec<[f64; 6]> = Vec::new();
+    for run in 1..=args.runs {
+        // A new start each run, so the prefix cache cannot skip the prompt (only the template's
+        // fixed preamble before the user turn is found in it), and the same text for both.
+        let prompt = format!("Story number {run}. {PROMPT}");
+        let out = Command::new(&bare)
+            .args([
+                "--model",
+                &args.model,
+                "--threads",
+                &args.threads.to_string(),
+            ])
+            .args(["--tokens", &args.tokens.to_string(), "--prompt", &prompt])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "bare_llama failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let b: Value = serde_json::from_str(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .context("bare_llama printed nothing")?,
+        )?;
+        let s = rt.block_on(stream(&client, &url, request(None, &prompt, args.tokens)))?;
+        let gen_s = s.tokens.last().copied().unwrap_or(s.first) - s.first;
+        let http = [
+            s.prompt_tokens / s.first,
+            (s.tokens.len() as f64 - 1.0) / gen_s,
+            s.first * 1e3,
+        ];
+        let bare_row = [
+            b["prompt_tok_s"].as_f64().unwrap_or(f64::NAN),
+            b["gen_tok_s"].as_f64().unwrap_or(f64::NAN),
+            b["ttft_ms"].as_f64().unwrap_or(f64::NAN),
+        ];
+        println!(
+            "run {run}: bare prompt {:.0} tok/s gen {:.1} tok/s ttft {:.1} ms | http prompt {:.0} tok/s gen {:.1} tok/s ttft {:.1} ms ({} prompt, {} completion tokens)",
+            bare_row[0], bare_row[1], bare_row[2], http[0], http[1], http[2], s.prompt_tokens, s.completion_tokens
+        );
+        rows.push([
+            bare_row[0],
+            bare_row[1],
+            bare_row[2],
+            http[0],
+            http[1],
+            http[2],
+        ]);
+    }
+    let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
+
+    // Four concurrent streams: the aggregate rate while all four are generating.
+    let mut aggregates = Vec::new();
+    for run in 0..3 {
+        let streams = rt.block_on(async {
+            let reqs = (0..4).map(|i| {
+                stream(
+                    &client,
+                    &url,
+                    request(None, &format!("Tale {run}-{i}. {PROMPT}"), args.tokens),
+                )
+            });
+            let mut out = Vec::new();
+            for r in futures::future::join_all(reqs).await {
+                out.push(r?);
+            }
+            Ok::<_, anyhow::Error>(out)
+        })?;
+        let from = streams.iter().map(|s| s.first).fold(0.0, f64::max);
+        let to = streams
+            .iter()
+            .map(|s| s.tokens.last().copied().unwrap_or(0.0))
+            .fold(f64::INFINITY, f64::min);
+        let n = streams
+            .iter()
+            .flat_map(|s| s.tokens.iter())
+            .filter(|&&t| t > from && t <= to)
+            .count();
+        aggregates.push(n as f64 / (to - from));
+    }
+    let aggregate = median(aggregates);
+
+    // Time to first token for a 20-token user turn after the system prompt is cached.
+    let mut ttfts = Vec::new();
+    for run in 0..5 {
+        rt.block_on(stream(&client, &url, request(Some(SYSTEM), "Hi.", 1)))?;
+        let s = rt.block_on(stream(
+            &client,
+            &url,
+            request(Some(SYSTEM), &format!("{TURN} ({run})"), 8),
+        ))?;
+        ttfts.push(s.first * 1e3);
+    }
+    let cached_ttft = median(ttfts);
+    let rss = peak_rss_mib(gateway.0.id())?;
+    gateway.terminate()?;
+
+    let (bp, bg, bt, hp, hg, ht) = (col(0), col(1), col(2), col(3), col(4), col(5));
+    println!();
+    println!(
+        "{} , {} threads, {} tokens, medians of {} runs:",
+        args.model, args.threads, args.tokens, args.runs
+    );
+    println!("                 prompt tok/s   gen tok/s   ttft ms");
+    println!("  bare llama.cpp {bp:>12.0} {bg:>11.1} {bt:>9.1}");
+    println!("  switchyard     {hp:>12.0} {hg:>11.1} {ht:>9.1}");
+    println!("  ratio          {:>12.3} {:>11.3}", hp / bp, hg / bg);
+    println!(
+        "  4 concurrent streams: aggregate {aggregate:.1} gen tok/s = {:.2}x single-stream",
+        aggregate / hg
+    );
+    println!("  ttft after a cached system prompt (20-token turn): {cached_ttft:.1} ms");
+    println!("  gateway peak RSS: {rss:.0} MiB");
+    println!(
+        "{}",
+        json!({
+            "bare_prompt_tok_s": bp, "bare_gen_tok_s": bg, "bare_ttft_ms": bt,
+            "http_prompt_tok_s": hp, "http_gen_tok_s": hg, "http_ttft_ms": ht,
+            "prompt_ratio": hp / bp, "gen_ratio": hg / bg,
+            "aggregate_gen_tok_s_4": aggregate, "aggregate_over_single": aggregate / hg,
+            "cached_system_ttft_ms": cached_ttft, "gateway_peak_rss_mib": rss,
+        })
+    );
+    Ok(())
+}
