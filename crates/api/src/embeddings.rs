@@ -39,7 +39,16 @@ pub struct EmbeddingResponse {
 pub struct Embedding {
     pub object: String,
     pub index: usize,
-    pub embedding: Vec<f32>,
+    pub embedding: EmbeddingVector,
+}
+
+/// A vector as floats, or as base64 of its little-endian f32 bytes
+/// (`encoding_format: "base64"`, which the openai SDKs ask for by default).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EmbeddingVector {
+    Float(Vec<f32>),
+    Base64(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

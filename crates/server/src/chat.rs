@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::StreamExt;
@@ -44,31 +44,7 @@ pub async fn completions(
 }
 
 fn parse(body: Result<Bytes, BytesRejection>) -> Result<ChatRequest, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                "request body is over the gateway's limit; send less, or raise [server] max_body_bytes",
-            )
-        } else {
-            ApiError::new(ErrorKind::InvalidRequest, format!("could not read the request body: {e}"))
-        }
-    })?;
-    // serde_path_to_error names the field that is wrong (e.g. `messages[0].role`), not only
-    // the line and column.
-    let mut de = serde_json::Deserializer::from_slice(&body);
-    let req: ChatRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || inner.is_syntax() || inner.is_eof() {
-            ApiError::new(
-                ErrorKind::InvalidRequest,
-                format!("request body is not valid JSON: {inner}"),
-            )
-        } else {
-            ApiError::invalid(path.clone(), format!("`{path}` is invalid: {inner}"))
-        }
-    })?;
+    let req: ChatRequest = crate::body::parse_json(body)?;
     req.validate()?;
     Ok(req)
 }

@@ -40,6 +40,22 @@ pub struct Config {
     pub router: RouterConfig,
     #[serde(default)]
     pub models: IndexMap<String, ModelConfig>,
+    /// The in-process sentence embedder behind `/v1/embeddings`; none when unset.
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsConfig {
+    /// The model id clients send.
+    #[serde(default = "default_embeddings_name")]
+    pub name: String,
+    /// The folder holding `model.safetensors`, `tokenizer.json` and `config.json`.
+    pub path: PathBuf,
+}
+
+fn default_embeddings_name() -> String {
+    "all-MiniLM-L6-v2".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

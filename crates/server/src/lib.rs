@@ -7,7 +7,9 @@
 pub mod config;
 
 mod auth;
+mod body;
 mod chat;
+mod embeddings;
 mod error;
 mod gateway;
 mod local;
@@ -31,6 +33,7 @@ pub use local::load_local;
 pub use record::{COST, MODEL, REQUEST_ID, ROUTE};
 
 use auth::ApiKeys;
+use embeddings::EmbeddingModel;
 use error::ErrorResponse;
 use metrics::Metrics;
 use record::Recorder;
@@ -41,6 +44,8 @@ pub enum ServerError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Store(#[from] switchyard_store::StoreError),
+    #[error("[embeddings]: {0}")]
+    Embeddings(#[from] switchyard_embed::EmbedError),
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -55,6 +60,13 @@ impl Server {
     /// Builds the models and opens the request log; `local` loads `provider = "local"` models.
     pub fn new(config: &Config, local: &LocalLoader) -> Result<Server, ServerError> {
         let gateway = Arc::new(Gateway::build(config, local)?);
+        let embedding_model = match &config.embeddings {
+            Some(e) => Some(Arc::new(EmbeddingModel {
+                name: e.name.clone(),
+                embedder: Arc::new(switchyard_embed::Embedder::load(&e.path)?),
+            })),
+            None => None,
+        };
         let log = Arc::new(RequestLog::open(&config.store.path)?);
         let metrics = Arc::new(Metrics::default());
         let recorder = Arc::new(Recorder {
@@ -63,11 +75,19 @@ impl Server {
         });
         let keys = Arc::new(ApiKeys(config.server.api_keys.clone()));
 
+        let listing = Arc::new(Listing {
+            gateway: gateway.clone(),
+            embeddings: embedding_model.as_ref().map(|e| e.name.clone()),
+        });
         let v1 = Router::new()
             .route("/chat/completions", post(chat::completions))
-            .route("/models", get(models))
-            .fallback(not_found)
             .with_state(gateway)
+            .route(
+                "/embeddings",
+                post(embeddings::embeddings).with_state(embedding_model),
+            )
+            .route("/models", get(models).with_state(listing))
+            .fallback(not_found)
             .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
             .layer(middleware::from_fn_with_state(keys, auth::require_key))
             .layer(middleware::from_fn_with_state(recorder, record::record));
@@ -99,8 +119,15 @@ impl Server {
     }
 }
 
-async fn models(State(gw): State<Arc<Gateway>>) -> Json<ModelList> {
-    let mut data: Vec<ModelObject> = gw
+/// What `/v1/models` lists.
+struct Listing {
+    gateway: Arc<Gateway>,
+    embeddings: Option<String>,
+}
+
+async fn models(State(listing): State<Arc<Listing>>) -> Json<ModelList> {
+    let mut data: Vec<ModelObject> = listing
+        .gateway
         .models
         .values()
         .map(|m| ModelObject::new(&m.name, m.owned_by))
@@ -109,6 +136,9 @@ async fn models(State(gw): State<Arc<Gateway>>) -> Json<ModelList> {
         switchyard_router::AUTO,
         "switchyard-router",
     ));
+    if let Some(name) = &listing.embeddings {
+        data.push(ModelObject::new(name, "switchyard-local"));
+    }
     Json(ModelList::new(data))
 }
 
@@ -127,7 +157,7 @@ async fn not_found(uri: axum::http::Uri) -> ErrorResponse {
         ApiError::new(
             ErrorKind::NotFound,
             format!(
-                "no endpoint at {uri}; Switchyard serves POST /v1/chat/completions, GET /v1/models, GET /healthz and GET /metrics"
+                "no endpoint at {uri}; Switchyard serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /healthz and GET /metrics"
             ),
         )
         .with_code("unknown_url"),

@@ -94,3 +94,68 @@ async fn a_missing_local_model_fails_at_startup_with_a_clear_error() {
         "{err}"
     );
 }
+
+fn with_embeddings() -> String {
+    format!(
+        "{}[embeddings]\npath = \"{}/all-MiniLM-L6-v2\"\n",
+        tiny(),
+        models_dir()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embeddings_are_served_as_floats_or_base64_and_rank_by_meaning() {
+    let mut gw = start_with(&with_embeddings(), &switchyard_server::load_local).await;
+    let post = |body: Value| gw.client.post(gw.url("/v1/embeddings")).json(&body).send();
+    let resp = post(json!({"model": "all-MiniLM-L6-v2", "input": [
+        "A man is eating food.", "A man is eating a piece of bread.", "A man is riding a horse."
+    ]}))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-model"], "all-MiniLM-L6-v2");
+    let body: Value = resp.json().await.unwrap();
+    let vectors: Vec<Vec<f64>> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(vectors.len(), 3);
+    assert_eq!(vectors[0].len(), 384);
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert!(dot(&vectors[0], &vectors[1]) > dot(&vectors[0], &vectors[2]) + 0.2);
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    let b64: Value = post(json!({"model": "all-MiniLM-L6-v2", "input": "A man is eating food.", "encoding_format": "base64"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let floats: Vec<f64> = bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+        .collect();
+    assert!(floats
+        .iter()
+        .zip(&vectors[0])
+        .all(|(a, b)| (a - b).abs() < 1e-5));
+
+    let wrong = post(json!({"model": "tiny", "input": "x"})).await.unwrap();
+    assert_eq!(wrong.status(), 404);
+    let rows = gw.rows().await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].model, "all-MiniLM-L6-v2");
+}

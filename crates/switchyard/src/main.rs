@@ -53,10 +53,17 @@ fn embedded_default() -> Result<Config> {
             path.display()
         );
     }
-    let text = format!(
+    let mut text = format!(
         "[models.small]\nprovider = \"local\"\npath = {:?}\n",
         path.display().to_string()
     );
+    let embedder = Path::new(&models).join("all-MiniLM-L6-v2");
+    if embedder.is_dir() {
+        text.push_str(&format!(
+            "[embeddings]\npath = {:?}\n",
+            embedder.display().to_string()
+        ));
+    }
     Ok(Config::parse(
         &text,
         Path::new("<embedded default>"),

@@ -55,9 +55,10 @@ async fn the_openai_python_sdk_talks_to_the_gateway() {
     std::fs::write(
         &config,
         format!(
-            "[server]\napi_keys = [\"${{SWITCHYARD_API_KEY}}\"]\n[store]\npath = {:?}\n[models.large]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"mock\"\nprice = {{ input = 2.5, output = 10.0 }}\n",
+            "[server]\napi_keys = [\"${{SWITCHYARD_API_KEY}}\"]\n[store]\npath = {:?}\n[models.large]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"mock\"\nprice = {{ input = 2.5, output = 10.0 }}\n[embeddings]\npath = \"{}/../../models/all-MiniLM-L6-v2\"\n",
             dir.path().join("log.db").display().to_string(),
-            mock.base_url()
+            mock.base_url(),
+            env!("CARGO_MANIFEST_DIR"),
         ),
     )
     .unwrap();
@@ -66,7 +67,12 @@ async fn the_openai_python_sdk_talks_to_the_gateway() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python())
             .arg(script)
-            .args([format!("{url}/v1"), "sk-test".into(), "large".into()])
+            .args([
+                format!("{url}/v1"),
+                "sk-test".into(),
+                "large".into(),
+                "all-MiniLM-L6-v2".into(),
+            ])
             .output()
             .unwrap()
     })

@@ -1,6 +1,6 @@
 """The real `openai` Python SDK against a running Switchyard.
 
-Usage: openai_sdk.py BASE_URL API_KEY MODEL
+Usage: openai_sdk.py BASE_URL API_KEY MODEL EMBEDDING_MODEL
 Exits non-zero with a message on the first broken expectation.
 """
 import sys
@@ -8,7 +8,7 @@ import sys
 import openai
 from openai import OpenAI
 
-base_url, api_key, model = sys.argv[1], sys.argv[2], sys.argv[3]
+base_url, api_key, model, embedding_model = sys.argv[1:5]
 client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60)
 question = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -42,6 +42,14 @@ assert streamed.strip(), "the stream carried no text"
 assert finish in ("stop", "length"), finish
 assert usage is not None and usage.completion_tokens > 0, usage
 assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens, usage
+
+# Embeddings: the SDK asks for base64 by default and decodes it.
+vectors = client.embeddings.create(model=embedding_model, input=["A man is eating food.", "A man rides a horse."])
+assert len(vectors.data) == 2 and len(vectors.data[0].embedding) == 384, vectors
+norm = sum(x * x for x in vectors.data[0].embedding)
+assert abs(norm - 1.0) < 1e-3, norm
+floats = client.embeddings.create(model=embedding_model, input="A man is eating food.", encoding_format="float")
+assert all(abs(a - b) < 1e-5 for a, b in zip(floats.data[0].embedding, vectors.data[0].embedding))
 
 # Errors arrive as the SDK's typed exceptions, with OpenAI's error shape.
 try:
