@@ -1,22 +1,63 @@
-//! Routing decisions: pure functions of the request and the router's model.
+//! Routing decisions: pure functions of the request's [`Signals`] and the router's model.
 //!
 //! A router never calls a model; it returns a [`Decision`] and the server executes it. That
-//! keeps every router testable offline and replayable over logged traffic.
+//! keeps every router testable offline and replayable over logged traffic. The order of
+//! precedence, each step explaining itself in the decision's `reason`:
+//!
+//! 1. a configured model name in the request bypasses routing;
+//! 2. rule routes (keywords, regexes, length, turns, tools, code, user, headers, personal
+//!    data), first match in config order;
+//! 3. a conversation stays on the model that answered it before;
+//! 4. semantic routes: the most similar route's example utterances, above its threshold;
+//! 5. the learned score: above its threshold, the strong model;
+//! 6. the default model.
 
+pub mod rules;
+pub mod signals;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 use switchyard_api::{ApiError, ChatRequest, ErrorKind};
+
+pub use rules::{Rule, RuleError, When};
+pub use signals::Signals;
 
 /// The model name that asks the router to choose.
 pub const AUTO: &str = "auto";
 
 /// What the router chose and why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Decision {
-    /// The configured model that should answer.
-    pub target: String,
-    /// A short, low-cardinality label for metrics: which rule or policy decided.
-    pub route: &'static str,
+    /// The rungs to try, cheapest first: one model, or a ladder for a cascade.
+    pub ladder: Vec<String>,
+    /// A short, low-cardinality label for metrics: the route's name or the policy's.
+    pub route: String,
     /// The full explanation, sent back in `x-switchyard-route` and kept in the request log.
     pub reason: String,
+    /// The numbers behind the decision (similarities, scores, thresholds), for the log.
+    pub scores: BTreeMap<String, f64>,
+    /// A system prompt the route puts before the conversation.
+    pub system_prompt: Option<String>,
+    /// When set, the ladder is a cascade: a rung's answer is kept only if its confidence
+    /// reaches this threshold, otherwise the next rung answers.
+    pub cascade_threshold: Option<f64>,
+}
+
+impl Decision {
+    /// The model that answers first.
+    pub fn target(&self) -> &str {
+        self.ladder.first().map(String::as_str).unwrap_or_default()
+    }
+
+    fn to(route: &str, model: &str, reason: String) -> Decision {
+        Decision {
+            ladder: vec![model.to_owned()],
+            route: route.to_owned(),
+            reason,
+            ..Decision::default()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -26,6 +67,10 @@ pub enum RouteError {
         requested: String,
         available: String,
     },
+    #[error("route `{route}`: {message}")]
+    Invalid { route: String, message: String },
+    #[error(transparent)]
+    Rule(#[from] RuleError),
 }
 
 impl From<RouteError> for ApiError {
@@ -36,37 +81,277 @@ impl From<RouteError> for ApiError {
     }
 }
 
-/// The router: a configured model name bypasses it; `"auto"` goes to the default model.
-#[derive(Debug, Clone)]
+/// One `[[routes]]` entry of the config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Rule conditions; all must hold.
+    pub when: Option<When>,
+    /// Example utterances: the route applies when the conversation is similar enough to one.
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// The cosine similarity an example must reach.
+    #[serde(default = "default_similarity")]
+    pub similarity: f64,
+    /// The model that answers (or use `ladder`).
+    pub target: Option<String>,
+    /// Models from cheapest to most capable.
+    #[serde(default)]
+    pub ladder: Vec<String>,
+    /// Put before the conversation as a system message (a specialised module on a small model).
+    pub system_prompt: Option<String>,
+    /// Try the ladder's rungs in order, escalating when a rung's confidence is below
+    /// `confidence_threshold`.
+    #[serde(default)]
+    pub cascade: bool,
+    pub confidence_threshold: Option<f64>,
+}
+
+fn default_similarity() -> f64 {
+    0.5
+}
+
+/// P(the weak model is not good enough | conversation): a learned score.
+pub trait Scorer: Send + Sync {
+    fn score(&self, embedding: &[f32], text: &str) -> f64;
+    /// What the scorer is, for explanations (e.g. "knn(k=25)").
+    fn describe(&self) -> String;
+}
+
+/// The learned score's place in routing: above `threshold`, `strong` answers; else `weak`.
+pub struct LearnedPolicy {
+    pub scorer: Box<dyn Scorer>,
+    pub threshold: f64,
+    pub weak: String,
+    pub strong: String,
+}
+
+struct Route {
+    config: RouteConfig,
+    rule: Option<Rule>,
+    /// Unit-length embeddings of the examples.
+    examples: Vec<Vec<f32>>,
+}
+
+/// The default confidence a cascade rung must reach when its route names none.
+pub const DEFAULT_CONFIDENCE_THRESHOLD: f64 = 0.5;
+
 pub struct Router {
     models: Vec<String>,
     default: String,
+    routes: Vec<Route>,
+    learned: Option<LearnedPolicy>,
 }
 
 impl Router {
-    /// `models` are the configured names; `default` (one of them) answers `"auto"`.
+    /// `models` are the configured names; `default` (one of them) answers `"auto"` when no
+    /// route, conversation or score decides.
     pub fn new(models: Vec<String>, default: String) -> Self {
-        Router { models, default }
+        Router {
+            models,
+            default,
+            routes: Vec::new(),
+            learned: None,
+        }
     }
 
-    pub fn decide(&self, req: &ChatRequest) -> Result<Decision, RouteError> {
-        if req.model == AUTO {
-            return Ok(Decision {
-                target: self.default.clone(),
-                route: "default",
-                reason: format!("default: auto -> {}", self.default),
+    /// Adds a route; `examples` are the embeddings of its example utterances, in order.
+    pub fn with_route(
+        mut self,
+        config: RouteConfig,
+        examples: Vec<Vec<f32>>,
+    ) -> Result<Self, RouteError> {
+        let invalid = |message: String| RouteError::Invalid {
+            route: config.name.clone(),
+            message,
+        };
+        let rungs = Self::rungs(&config);
+        if rungs.is_empty() {
+            return Err(invalid("give it a `target` model or a `ladder`".into()));
+        }
+        if config.target.is_some() && !config.ladder.is_empty() {
+            return Err(invalid("give it `target` or `ladder`, not both".into()));
+        }
+        for m in &rungs {
+            if !self.models.contains(m) {
+                return Err(invalid(format!(
+                    "model `{m}` is not configured; use one of: {}",
+                    self.models.join(", ")
+                )));
+            }
+        }
+        if config.cascade && rungs.len() < 2 {
+            return Err(invalid(
+                "a cascade needs a `ladder` of at least two models".into(),
+            ));
+        }
+        if config.when.is_none() && config.examples.is_empty() {
+            return Err(invalid(
+                "give it `when` conditions, `examples`, or both".into(),
+            ));
+        }
+        if examples.len() != config.examples.len() {
+            return Err(invalid("every example needs its embedding".into()));
+        }
+        let rule = match &config.when {
+            Some(w) => Some(Rule::compile(&config.name, w.clone())?),
+            None => None,
+        };
+        self.routes.push(Route {
+            config,
+            rule,
+            examples,
+        });
+        Ok(self)
+    }
+
+    pub fn with_learned(mut self, learned: LearnedPolicy) -> Self {
+        self.learned = Some(learned);
+        self
+    }
+
+    /// Whether deciding needs the conversation's embedding in [`Signals::embedding`].
+    pub fn needs_embedding(&self) -> bool {
+        self.learned.is_some() || self.routes.iter().any(|r| !r.examples.is_empty())
+    }
+
+    fn rungs(config: &RouteConfig) -> Vec<String> {
+        match &config.target {
+            Some(t) => vec![t.clone()],
+            None => config.ladder.clone(),
+        }
+    }
+
+    fn decide_route(route: &Route, reason: String, scores: BTreeMap<String, f64>) -> Decision {
+        let c = &route.config;
+        Decision {
+            ladder: Self::rungs(c),
+            route: c.name.clone(),
+            reason,
+            scores,
+            system_prompt: c.system_prompt.clone(),
+            cascade_threshold: c.cascade.then(|| {
+                c.confidence_threshold
+                    .unwrap_or(DEFAULT_CONFIDENCE_THRESHOLD)
+            }),
+        }
+    }
+
+    /// The best similarity of `embedding` to one of the route's examples, and that example.
+    fn similarity(route: &Route, embedding: Option<&[f32]>) -> Option<(f64, usize)> {
+        let e = embedding?;
+        route
+            .examples
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                (
+                    x.iter().zip(e).map(|(a, b)| f64::from(a * b)).sum::<f64>(),
+                    i,
+                )
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    pub fn decide(&self, req: &ChatRequest, s: &Signals) -> Result<Decision, RouteError> {
+        if req.model != AUTO {
+            if self.models.contains(&req.model) {
+                return Ok(Decision::to(
+                    "explicit",
+                    &req.model,
+                    format!("explicit: client asked for {}", req.model),
+                ));
+            }
+            return Err(RouteError::UnknownModel {
+                requested: req.model.clone(),
+                available: self.models.join(", "),
             });
         }
-        if self.models.contains(&req.model) {
+        let embedding = s.embedding.as_deref();
+        let mut scores = BTreeMap::new();
+
+        for route in self.routes.iter().filter(|r| r.rule.is_some()) {
+            let Some(why) = route.rule.as_ref().and_then(|r| r.check(s)) else {
+                continue;
+            };
+            if route.examples.is_empty() {
+                return Ok(Self::decide_route(
+                    route,
+                    format!("route {}: {why}", route.config.name),
+                    scores,
+                ));
+            }
+            if let Some((sim, i)) = Self::similarity(route, embedding) {
+                scores.insert(format!("similarity.{}", route.config.name), sim);
+                if sim >= route.config.similarity {
+                    let reason = format!(
+                        "route {}: {why}, similarity {sim:.2} ≥ {:.2} to \"{}\"",
+                        route.config.name, route.config.similarity, route.config.examples[i]
+                    );
+                    return Ok(Self::decide_route(route, reason, scores));
+                }
+            }
+        }
+
+        if let Some(previous) = &s.previous_model {
+            if self.models.contains(previous) {
+                return Ok(Decision {
+                    scores,
+                    ..Decision::to(
+                        "sticky",
+                        previous,
+                        format!("sticky: the conversation stays on {previous}"),
+                    )
+                });
+            }
+        }
+
+        let best = self
+            .routes
+            .iter()
+            .filter(|r| r.rule.is_none())
+            .filter_map(|r| Self::similarity(r, embedding).map(|(sim, i)| (r, sim, i)))
+            .inspect(|(r, sim, _)| {
+                scores.insert(format!("similarity.{}", r.config.name), *sim);
+            })
+            .filter(|(r, sim, _)| *sim >= r.config.similarity)
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((route, sim, i)) = best {
+            let reason = format!(
+                "route {}: similarity {sim:.2} ≥ {:.2} to \"{}\"",
+                route.config.name, route.config.similarity, route.config.examples[i]
+            );
+            return Ok(Self::decide_route(route, reason, scores));
+        }
+
+        if let (Some(l), Some(e)) = (&self.learned, embedding) {
+            let score = l.scorer.score(e, &s.conversation);
+            scores.insert("learned".into(), score);
+            scores.insert("learned.threshold".into(), l.threshold);
+            let (model, cmp) = if score >= l.threshold {
+                (&l.strong, "≥")
+            } else {
+                (&l.weak, "<")
+            };
+            let reason = format!(
+                "learned {}: score {score:.2} {cmp} threshold {:.2} -> {model}",
+                l.scorer.describe(),
+                l.threshold
+            );
             return Ok(Decision {
-                target: req.model.clone(),
-                route: "explicit",
-                reason: format!("explicit: client asked for {}", req.model),
+                scores,
+                ..Decision::to("learned", model, reason)
             });
         }
-        Err(RouteError::UnknownModel {
-            requested: req.model.clone(),
-            available: self.models.join(", "),
+
+        Ok(Decision {
+            scores,
+            ..Decision::to(
+                "default",
+                &self.default,
+                format!("default: auto -> {}", self.default),
+            )
         })
     }
 }
@@ -76,37 +361,267 @@ mod tests {
     use super::*;
     use switchyard_api::{Message, Role};
 
-    fn request(model: &str) -> ChatRequest {
+    fn request(model: &str, text: &str) -> ChatRequest {
         ChatRequest {
             model: model.into(),
-            messages: vec![Message::new(Role::User, "hi")],
+            messages: vec![Message::new(Role::User, text)],
             ..Default::default()
         }
     }
 
-    fn router() -> Router {
-        Router::new(vec!["small".into(), "large".into()], "small".into())
+    fn models() -> Vec<String> {
+        ["small", "medium", "large"].map(String::from).to_vec()
+    }
+
+    fn route(name: &str) -> RouteConfig {
+        RouteConfig {
+            name: name.into(),
+            when: None,
+            examples: Vec::new(),
+            similarity: 0.5,
+            target: None,
+            ladder: Vec::new(),
+            system_prompt: None,
+            cascade: false,
+            confidence_threshold: None,
+        }
+    }
+
+    fn decide(router: &Router, req: &ChatRequest, embedding: Option<Vec<f32>>) -> Decision {
+        let mut s = Signals::from_request(req);
+        s.embedding = embedding;
+        router.decide(req, &s).unwrap()
+    }
+
+    /// Two semantic routes with one-hot "embeddings" so similarities are easy to read.
+    fn semantic_router() -> Router {
+        Router::new(models(), "small".into())
+            .with_route(
+                RouteConfig {
+                    examples: vec!["where is my order".into()],
+                    similarity: 0.6,
+                    target: Some("small".into()),
+                    ..route("support")
+                },
+                vec![vec![1.0, 0.0]],
+            )
+            .unwrap()
+            .with_route(
+                RouteConfig {
+                    examples: vec!["prove this theorem".into()],
+                    similarity: 0.6,
+                    target: Some("large".into()),
+                    ..route("math")
+                },
+                vec![vec![0.0, 1.0]],
+            )
+            .unwrap()
     }
 
     #[test]
     fn a_configured_name_bypasses_routing() {
-        let d = router().decide(&request("large")).unwrap();
-        assert_eq!(d.target, "large");
-        assert_eq!(d.route, "explicit");
-    }
-
-    #[test]
-    fn auto_goes_to_the_default_model() {
-        let d = router().decide(&request("auto")).unwrap();
-        assert_eq!(d.target, "small");
-        assert!(d.reason.contains("default"));
+        let d = decide(
+            &semantic_router(),
+            &request("large", "where is my order"),
+            Some(vec![1.0, 0.0]),
+        );
+        assert_eq!((d.target(), d.route.as_str()), ("large", "explicit"));
     }
 
     #[test]
     fn an_unknown_model_is_a_404_that_lists_the_choices() {
-        let err: ApiError = router().decide(&request("gpt-9")).unwrap_err().into();
+        let req = request("gpt-9", "hi");
+        let err: ApiError = Router::new(models(), "small".into())
+            .decide(&req, &Signals::from_request(&req))
+            .unwrap_err()
+            .into();
         assert_eq!(err.status(), 404);
         assert_eq!(err.code.as_deref(), Some("model_not_found"));
-        assert!(err.message.contains("small, large"), "{}", err.message);
+        assert!(
+            err.message.contains("small, medium, large"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn auto_with_nothing_to_go_on_goes_to_the_default_model() {
+        let d = decide(
+            &Router::new(models(), "medium".into()),
+            &request("auto", "hi"),
+            None,
+        );
+        assert_eq!((d.target(), d.route.as_str()), ("medium", "default"));
+        assert_eq!(d.reason, "default: auto -> medium");
+    }
+
+    #[test]
+    fn the_first_matching_rule_route_wins_and_carries_its_module() {
+        let router = Router::new(models(), "small".into())
+            .with_route(
+                RouteConfig {
+                    when: Some(When {
+                        code: Some(true),
+                        ..Default::default()
+                    }),
+                    ladder: vec!["small".into(), "medium".into(), "large".into()],
+                    cascade: true,
+                    confidence_threshold: Some(0.7),
+                    system_prompt: Some("You review code.".into()),
+                    ..route("code")
+                },
+                Vec::new(),
+            )
+            .unwrap()
+            .with_route(
+                RouteConfig {
+                    when: Some(When {
+                        min_chars: Some(1),
+                        ..Default::default()
+                    }),
+                    target: Some("large".into()),
+                    ..route("anything")
+                },
+                Vec::new(),
+            )
+            .unwrap();
+        let d = decide(
+            &router,
+            &request(
+                "auto",
+                "```rust
+fn main() {}
+```",
+            ),
+            None,
+        );
+        assert_eq!(d.ladder, vec!["small", "medium", "large"]);
+        assert_eq!(d.route, "code");
+        assert_eq!(d.reason, "route code: code");
+        assert_eq!(d.cascade_threshold, Some(0.7));
+        assert_eq!(d.system_prompt.as_deref(), Some("You review code."));
+        let d = decide(&router, &request("auto", "hello"), None);
+        assert_eq!((d.route.as_str(), d.target()), ("anything", "large"));
+    }
+
+    #[test]
+    fn the_most_similar_semantic_route_above_its_threshold_wins() {
+        let router = semantic_router();
+        let d = decide(
+            &router,
+            &request("auto", "where's my parcel"),
+            Some(vec![0.9, 0.1]),
+        );
+        assert_eq!((d.route.as_str(), d.target()), ("support", "small"));
+        assert!(
+            d.reason
+                .contains("similarity 0.90 ≥ 0.60 to \"where is my order\""),
+            "{}",
+            d.reason
+        );
+        assert_eq!(d.scores["similarity.math"], 0.1f32 as f64);
+        let d = decide(&router, &request("auto", "hmm"), Some(vec![0.5, 0.5]));
+        assert_eq!(d.route, "default", "below both thresholds");
+    }
+
+    #[test]
+    fn a_conversation_stays_on_its_model_unless_a_rule_says_otherwise() {
+        let router = semantic_router()
+            .with_route(
+                RouteConfig {
+                    when: Some(When {
+                        keywords: vec!["urgent".into()],
+                        ..Default::default()
+                    }),
+                    target: Some("medium".into()),
+                    ..route("urgent")
+                },
+                Vec::new(),
+            )
+            .unwrap();
+        let req = request("auto", "where is my order");
+        let mut s = Signals::from_request(&req);
+        s.embedding = Some(vec![1.0, 0.0]);
+        s.previous_model = Some("large".into());
+        let d = router.decide(&req, &s).unwrap();
+        assert_eq!((d.route.as_str(), d.target()), ("sticky", "large"));
+        let urgent = request("auto", "URGENT: where is my order");
+        s.conversation = Signals::from_request(&urgent).conversation;
+        assert_eq!(router.decide(&urgent, &s).unwrap().route, "urgent");
+    }
+
+    struct Length;
+    impl Scorer for Length {
+        fn score(&self, _: &[f32], text: &str) -> f64 {
+            (text.len() as f64 / 100.0).min(1.0)
+        }
+        fn describe(&self) -> String {
+            "length/100".into()
+        }
+    }
+
+    #[test]
+    fn the_learned_score_sends_hard_requests_to_the_strong_model() {
+        let router = Router::new(models(), "small".into()).with_learned(LearnedPolicy {
+            scorer: Box::new(Length),
+            threshold: 0.5,
+            weak: "small".into(),
+            strong: "large".into(),
+        });
+        assert!(router.needs_embedding());
+        let d = decide(
+            &router,
+            &request("auto", &"why ".repeat(30)),
+            Some(vec![0.0]),
+        );
+        assert_eq!((d.route.as_str(), d.target()), ("learned", "large"));
+        assert!(
+            d.reason
+                .starts_with("learned length/100: score 1.00 ≥ threshold 0.50 -> large"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(d.scores["learned"], 1.0);
+        let d = decide(&router, &request("auto", "hi"), Some(vec![0.0]));
+        assert_eq!(d.target(), "small");
+    }
+
+    #[test]
+    fn bad_routes_are_refused_with_their_name() {
+        let r = Router::new(models(), "small".into());
+        let err = |c: RouteConfig| {
+            r_with(&r, c)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let when = Some(When::default());
+        assert!(err(RouteConfig {
+            when: when.clone(),
+            ..route("a")
+        })
+        .contains("`target` model or a `ladder`"));
+        assert!(err(RouteConfig {
+            when: when.clone(),
+            target: Some("gpt".into()),
+            ..route("b")
+        })
+        .contains("model `gpt` is not configured"));
+        assert!(err(RouteConfig {
+            when: when.clone(),
+            target: Some("small".into()),
+            cascade: true,
+            ..route("c")
+        })
+        .contains("at least two"));
+        assert!(err(RouteConfig {
+            target: Some("small".into()),
+            ..route("d")
+        })
+        .contains("`when` conditions, `examples`"));
+    }
+
+    fn r_with(r: &Router, c: RouteConfig) -> Result<Router, RouteError> {
+        Router::new(r.models.clone(), r.default.clone()).with_route(c, Vec::new())
     }
 }

@@ -6,40 +6,114 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::StreamExt;
-use switchyard_api::{ApiError, ChatChunk, ChatRequest, ErrorKind};
+use switchyard_api::{ApiError, ChatChunk, ChatRequest, Content, ErrorKind, Message, Role};
 use switchyard_providers::{ChunkStream, ProviderError};
-use switchyard_router::Decision;
+use switchyard_router::{Decision, Signals, AUTO};
 
 use crate::config::Price;
 use crate::error::ErrorResponse;
 use crate::gateway::{Gateway, Model};
 use crate::record::OutcomeSlot;
 
+/// Clients name a conversation with this header to keep it on one model.
+const CONVERSATION: &str = "x-switchyard-conversation";
+
 pub async fn completions(
     State(gw): State<Arc<Gateway>>,
     Extension(slot): Extension<OutcomeSlot>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ErrorResponse> {
-    let req = parse(body)?;
+    let mut req = parse(body)?;
     {
         let mut o = slot.lock();
         o.requested_model.clone_from(&req.model);
         o.stream = req.is_stream();
     }
-    let decision = gw.router.decide(&req).map_err(ApiError::from)?;
+    let conversation = headers
+        .get(CONVERSATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| req.model == AUTO)
+        .map(str::to_owned);
+    let signals = signals(&gw, &req, &headers, conversation.as_deref()).await?;
+    let decision = gw.router.decide(&req, &signals).map_err(ApiError::from)?;
     {
         let mut o = slot.lock();
-        o.route = decision.route;
+        o.route.clone_from(&decision.route);
         o.reason.clone_from(&decision.reason);
+        o.scores.clone_from(&decision.scores);
     }
-    if req.is_stream() {
+    if let Some(prompt) = &decision.system_prompt {
+        put_system_prompt(&mut req, prompt);
+    }
+    let answer = if req.is_stream() {
         stream(&gw, &slot, decision, req).await
     } else {
         complete(&gw, &slot, decision, req).await
+    };
+    if let (Ok(_), Some(id), Some(conversations)) = (&answer, conversation, &gw.conversations) {
+        let model = slot.lock().model.clone();
+        if let Ok(mut c) = conversations.lock() {
+            c.put(id, model);
+        }
+    }
+    answer
+}
+
+/// The router's inputs: the request's own facts, the metadata rules match on, the
+/// conversation's embedding when a route needs it, and the model it was on before.
+async fn signals(
+    gw: &Gateway,
+    req: &ChatRequest,
+    headers: &HeaderMap,
+    conversation: Option<&str>,
+) -> Result<Signals, ApiError> {
+    let mut s = Signals::from_request(req);
+    if req.model != AUTO {
+        return Ok(s);
+    }
+    for name in &gw.metadata_headers {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            s.metadata.insert(name.as_str().to_owned(), v.to_owned());
+        }
+    }
+    if let (Some(id), Some(conversations)) = (conversation, &gw.conversations) {
+        s.previous_model = conversations
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(id).cloned());
+    }
+    if let (true, Some(embedder)) = (gw.router.needs_embedding(), &gw.embedder) {
+        let text = Signals::text_to_embed(req);
+        let embedder = embedder.clone();
+        // A few milliseconds of CPU: off the async workers.
+        let embedded = tokio::task::spawn_blocking(move || embedder.embed(&[text.as_str()]))
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("embedding task failed: {e}")))?
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Internal,
+                    format!("embedding the conversation failed: {e}"),
+                )
+            })?;
+        s.embedding = embedded.vectors.into_iter().next();
+    }
+    Ok(s)
+}
+
+/// A route's system prompt goes first; the client's own system message follows it, so the
+/// route's prompt is a stable prefix the local engine's cache can reuse.
+fn put_system_prompt(req: &mut ChatRequest, prompt: &str) {
+    match req.messages.first_mut() {
+        Some(first) if matches!(first.role, Role::System | Role::Developer) => {
+            let own = first.text();
+            first.content = Some(Content::Text(format!("{prompt}\n\n{own}")));
+        }
+        _ => req.messages.insert(0, Message::new(Role::System, prompt)),
     }
 }
 
@@ -49,10 +123,10 @@ fn parse(body: Result<Bytes, BytesRejection>) -> Result<ChatRequest, ApiError> {
     Ok(req)
 }
 
-/// The models to try, in order: the decision's target, then its configured fallbacks.
+/// The models to try, in order: the decision's first rung, then its configured fallbacks.
 fn ladder<'g>(gw: &'g Gateway, decision: &Decision) -> Vec<&'g Model> {
     let mut out = Vec::with_capacity(2);
-    if let Some(m) = gw.models.get(&decision.target) {
+    if let Some(m) = gw.models.get(decision.target()) {
         out.push(m);
         out.extend(m.fallbacks.iter().filter_map(|f| gw.models.get(f)));
     }
@@ -125,7 +199,7 @@ fn no_model(decision: &Decision) -> ErrorResponse {
         ErrorKind::Internal,
         format!(
             "the router chose `{}`, which is not configured",
-            decision.target
+            decision.target()
         ),
     ))
 }

@@ -40,8 +40,12 @@ pub struct Config {
     pub router: RouterConfig,
     #[serde(default)]
     pub models: IndexMap<String, ModelConfig>,
-    /// The in-process sentence embedder behind `/v1/embeddings`; none when unset.
+    /// The in-process sentence embedder behind `/v1/embeddings`, semantic routes and the
+    /// learned score; none when unset.
     pub embeddings: Option<EmbeddingsConfig>,
+    /// `[[routes]]`: tried in order for requests with `"model": "auto"`.
+    #[serde(default)]
+    pub routes: Vec<switchyard_router::RouteConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,11 +113,28 @@ fn default_store() -> PathBuf {
     PathBuf::from("switchyard.db")
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterConfig {
     /// The model that answers `"model": "auto"`; the first model declared when unset.
     pub default: Option<String>,
+    /// Keep a conversation (header `x-switchyard-conversation`) on the model that answered its
+    /// previous turn, unless a rule route says otherwise.
+    #[serde(default = "yes")]
+    pub sticky_conversations: bool,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            default: None,
+            sticky_conversations: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -264,6 +285,12 @@ impl Config {
                     self.model_names()
                 )));
             }
+        }
+        if self.routes.iter().any(|r| !r.examples.is_empty()) && self.embeddings.is_none() {
+            return Err(invalid(
+                "routes with `examples` need the sentence embedder: add an [embeddings] table"
+                    .into(),
+            ));
         }
         for (name, m) in &self.models {
             if name == switchyard_router::AUTO {
@@ -456,6 +483,28 @@ mod tests {
         .unwrap();
         assert_eq!(c.default_model(), Some("large"));
         assert_eq!(c.server.max_body_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn routes_are_an_array_of_tables() {
+        let c = parse(&format!(
+            "{UPSTREAM}[[routes]]\nname = \"code\"\nwhen = {{ code = true, keywords = [\"rust\"] }}\ntarget = \"large\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.routes[0].name, "code");
+        assert_eq!(c.routes[0].when.as_ref().unwrap().code, Some(true));
+        let err = parse(&format!(
+            "{UPSTREAM}[[routes]]\nname = \"x\"\nexamples = [\"hi\"]\ntarget = \"large\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("[embeddings]"), "{err}");
+        let err = parse(&format!(
+            "{UPSTREAM}[[routes]]\nname = \"x\"\nwhen = {{ colour = 1 }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("colour") && err.contains("line 6"), "{err}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub async fn embeddings(
     {
         let mut o = slot.lock();
         o.model.clone_from(&model.name);
-        o.route = "explicit";
+        o.route = "explicit".into();
         o.reason = format!("explicit: embeddings from {}", model.name);
     }
     let started = Instant::now();

@@ -1,10 +1,14 @@
 //! The gateway's state: the configured models, the router and the request log, built once
 //! from the config and shared by every handler.
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use indexmap::IndexMap;
+use lru::LruCache;
+use switchyard_embed::Embedder;
 use switchyard_providers::{
     AnthropicProvider, OpenAiConfig, OpenAiProvider, Provider, RetryPolicy, Timeouts,
 };
@@ -24,12 +28,25 @@ pub struct Model {
 pub struct Gateway {
     pub models: IndexMap<String, Model>,
     pub router: Router,
+    /// Embeds conversations for semantic routes and the learned score.
+    pub embedder: Option<Arc<Embedder>>,
+    /// Which model answered each conversation's last turn (when conversations are sticky).
+    pub conversations: Option<Mutex<LruCache<String, String>>>,
+    /// Request headers that rule routes match on.
+    pub metadata_headers: Vec<HeaderName>,
 }
+
+/// How many conversations the gateway remembers the model of.
+const CONVERSATIONS: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("[models.{name}]: {message}")]
     Model { name: String, message: String },
+    #[error("[[routes]]: {0}")]
+    Route(#[from] switchyard_router::RouteError),
+    #[error("[[routes]] `{route}`: embedding its examples failed: {message}")]
+    Examples { route: String, message: String },
 }
 
 /// Builds a local model's provider; the embedded engine plugs in here.
@@ -37,7 +54,11 @@ pub type LocalLoader =
     dyn Fn(&str, &ModelConfig) -> Result<Arc<dyn Provider>, String> + Send + Sync;
 
 impl Gateway {
-    pub fn build(config: &Config, local: &LocalLoader) -> Result<Gateway, BuildError> {
+    pub fn build(
+        config: &Config,
+        local: &LocalLoader,
+        embedder: Option<Arc<Embedder>>,
+    ) -> Result<Gateway, BuildError> {
         let client = switchyard_providers::http_client(Duration::from_millis(
             config
                 .models
@@ -93,7 +114,48 @@ impl Gateway {
             .default_model()
             .map(str::to_owned)
             .unwrap_or_default();
-        let router = Router::new(models.keys().cloned().collect(), default);
-        Ok(Gateway { models, router })
+        let mut router = Router::new(models.keys().cloned().collect(), default);
+        let mut metadata_headers = Vec::new();
+        for route in &config.routes {
+            let examples = match (&embedder, route.examples.is_empty()) {
+                (_, true) => Vec::new(),
+                (Some(e), false) => {
+                    let texts: Vec<&str> = route.examples.iter().map(String::as_str).collect();
+                    e.embed(&texts)
+                        .map_err(|e| BuildError::Examples {
+                            route: route.name.clone(),
+                            message: e.to_string(),
+                        })?
+                        .vectors
+                }
+                // Config validation requires [embeddings] for routes with examples.
+                (None, false) => Vec::new(),
+            };
+            if let Some(when) = &route.when {
+                for name in when.headers.keys() {
+                    let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                        .map_err(|e| BuildError::Examples {
+                            route: route.name.clone(),
+                            message: format!("header name `{name}`: {e}"),
+                        })?;
+                    if !metadata_headers.contains(&header) {
+                        metadata_headers.push(header);
+                    }
+                }
+            }
+            router = router.with_route(route.clone(), examples)?;
+        }
+        let conversations = config.router.sticky_conversations.then(|| {
+            Mutex::new(LruCache::new(
+                NonZeroUsize::new(CONVERSATIONS).unwrap_or(NonZeroUsize::MIN),
+            ))
+        });
+        Ok(Gateway {
+            models,
+            router,
+            embedder,
+            conversations,
+            metadata_headers,
+        })
     }
 }

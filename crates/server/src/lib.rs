@@ -59,7 +59,6 @@ pub struct Server {
 impl Server {
     /// Builds the models and opens the request log; `local` loads `provider = "local"` models.
     pub fn new(config: &Config, local: &LocalLoader) -> Result<Server, ServerError> {
-        let gateway = Arc::new(Gateway::build(config, local)?);
         let embedding_model = match &config.embeddings {
             Some(e) => Some(Arc::new(EmbeddingModel {
                 name: e.name.clone(),
@@ -67,6 +66,11 @@ impl Server {
             })),
             None => None,
         };
+        let gateway = Arc::new(Gateway::build(
+            config,
+            local,
+            embedding_model.as_ref().map(|m| m.embedder.clone()),
+        )?);
         let log = Arc::new(RequestLog::open(&config.store.path)?);
         let metrics = Arc::new(Metrics::default());
         let recorder = Arc::new(Recorder {

@@ -32,7 +32,9 @@ pub struct Outcome {
     /// The configured model that answered.
     pub model: String,
     /// The decision's low-cardinality label (for metrics).
-    pub route: &'static str,
+    pub route: String,
+    /// The numbers behind the decision and any cascade confidences, for the log.
+    pub scores: std::collections::BTreeMap<String, f64>,
     /// The decision's explanation (for the header and the log).
     pub reason: String,
     pub stream: bool,
@@ -165,7 +167,7 @@ impl Drop for RowOnDrop {
         let status = o.failed_status.unwrap_or(self.status);
         self.recorder.metrics.observe(&Observation {
             model: &o.model,
-            route: o.route,
+            route: &o.route,
             status,
             latency_s: latency_ms / 1e3,
             upstream_s: o.upstream_ms.map(|ms| ms / 1e3),
@@ -188,6 +190,8 @@ impl Drop for RowOnDrop {
             upstream_latency_ms: o.upstream_ms,
             ttft_ms: o.ttft_ms,
             error: o.error,
+            scores: (!o.scores.is_empty())
+                .then(|| serde_json::to_string(&o.scores).unwrap_or_default()),
         });
     }
 }

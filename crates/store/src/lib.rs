@@ -53,6 +53,9 @@ pub struct RequestRecord {
     pub upstream_latency_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub error: Option<String>,
+    /// The decision's numbers (similarities, learned score, cascade confidences) as a JSON
+    /// object.
+    pub scores: Option<String>,
 }
 
 impl RequestRecord {
@@ -80,7 +83,8 @@ CREATE TABLE IF NOT EXISTS requests (
     latency_ms REAL NOT NULL,
     upstream_latency_ms REAL,
     ttft_ms REAL,
-    error TEXT
+    error TEXT,
+    scores TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_created_at ON requests(created_at_ms);
 ";
@@ -98,7 +102,24 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(wrap)?;
     conn.execute_batch(SCHEMA).map_err(wrap)?;
+    migrate(&conn).map_err(wrap)?;
     Ok(conn)
+}
+
+/// Columns added after the first release, for logs written by an older version.
+const ADDED_COLUMNS: [(&str, &str); 1] = [("scores", "TEXT")];
+
+fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('requests')")?;
+    let have: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, kind) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE requests ADD COLUMN {name} {kind}"))?;
+        }
+    }
+    Ok(())
 }
 
 enum Msg {
@@ -208,8 +229,8 @@ fn insert(conn: &mut Connection, rows: &[Box<RequestRecord>]) -> Result<(), rusq
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, created_at, created_at_ms, requested_model, model, route, status, stream,
-                prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error)
-             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -227,6 +248,7 @@ fn insert(conn: &mut Connection, rows: &[Box<RequestRecord>]) -> Result<(), rusq
                 r.upstream_latency_ms,
                 r.ttft_ms,
                 r.error,
+                r.scores,
             ])?;
         }
     }
@@ -238,7 +260,7 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, StoreError> {
     let conn = open(path)?;
     let mut stmt = conn.prepare(
         "SELECT id, created_at_ms, requested_model, model, route, status, stream, prompt_tokens, completion_tokens,
-                cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error
+                cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores
          FROM requests ORDER BY created_at_ms, rowid",
     )?;
     let rows = stmt.query_map([], |row| {
@@ -257,6 +279,7 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, StoreError> {
             upstream_latency_ms: row.get(11)?,
             ttft_ms: row.get(12)?,
             error: row.get(13)?,
+            scores: row.get(14)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -305,6 +328,31 @@ mod tests {
         log.record(record(1)).await;
         log.close().await;
         assert!(read_requests(&path).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_log_from_before_the_scores_column_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = SCHEMA.replace(",\n    scores TEXT", "");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&old)
+            .unwrap();
+        let log = RequestLog::open(&path).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            log.record(RequestRecord {
+                scores: Some("{\"learned\":0.7}".into()),
+                ..record(1)
+            })
+            .await;
+            log.close().await;
+        });
+        assert_eq!(
+            read_requests(&path).unwrap()[0].scores.as_deref(),
+            Some("{\"learned\":0.7}")
+        );
     }
 
     #[test]
