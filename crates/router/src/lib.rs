@@ -286,7 +286,7 @@ impl Router {
                 scores.insert(format!("similarity.{}", route.config.name), sim);
                 if sim >= route.config.similarity {
                     let reason = format!(
-                        "route {}: {why}, similarity {sim:.2} ≥ {:.2} to \"{}\"",
+                        "route {}: {why}, similarity {sim:.2} >= {:.2} to \"{}\"",
                         route.config.name, route.config.similarity, route.config.examples[i]
                     );
                     return Ok(Self::decide_route(route, reason, scores));
@@ -319,7 +319,7 @@ impl Router {
             .max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((route, sim, i)) = best {
             let reason = format!(
-                "route {}: similarity {sim:.2} ≥ {:.2} to \"{}\"",
+                "route {}: similarity {sim:.2} >= {:.2} to \"{}\"",
                 route.config.name, route.config.similarity, route.config.examples[i]
             );
             return Ok(Self::decide_route(route, reason, scores));
@@ -330,7 +330,7 @@ impl Router {
             scores.insert("learned".into(), score);
             scores.insert("learned.threshold".into(), l.threshold);
             let (model, cmp) = if score >= l.threshold {
-                (&l.strong, "≥")
+                (&l.strong, ">=")
             } else {
                 (&l.weak, "<")
             };
@@ -515,7 +515,7 @@ fn main() {}
         assert_eq!((d.route.as_str(), d.target()), ("support", "small"));
         assert!(
             d.reason
-                .contains("similarity 0.90 ≥ 0.60 to \"where is my order\""),
+                .contains("similarity 0.90 >= 0.60 to \"where is my order\""),
             "{}",
             d.reason
         );
@@ -577,7 +577,7 @@ fn main() {}
         assert_eq!((d.route.as_str(), d.target()), ("learned", "large"));
         assert!(
             d.reason
-                .starts_with("learned length/100: score 1.00 ≥ threshold 0.50 -> large"),
+                .starts_with("learned length/100: score 1.00 >= threshold 0.50 -> large"),
             "{}",
             d.reason
         );

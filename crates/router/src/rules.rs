@@ -97,19 +97,19 @@ impl Rule {
         }
         if let Some(min) = w.min_chars {
             (s.chars >= min).then_some(())?;
-            why.push(format!("{} chars ≥ {min}", s.chars));
+            why.push(format!("{} chars >= {min}", s.chars));
         }
         if let Some(max) = w.max_chars {
             (s.chars <= max).then_some(())?;
-            why.push(format!("{} chars ≤ {max}", s.chars));
+            why.push(format!("{} chars <= {max}", s.chars));
         }
         if let Some(min) = w.min_turns {
             (s.turns >= min).then_some(())?;
-            why.push(format!("{} turns ≥ {min}", s.turns));
+            why.push(format!("{} turns >= {min}", s.turns));
         }
         if let Some(max) = w.max_turns {
             (s.turns <= max).then_some(())?;
-            why.push(format!("{} turns ≤ {max}", s.turns));
+            why.push(format!("{} turns <= {max}", s.turns));
         }
         if let Some(tools) = w.tools {
             (s.has_tools == tools).then_some(())?;
@@ -166,7 +166,7 @@ mod tests {
         });
         assert_eq!(
             r.check(&signals("I want a REFUND now")).as_deref(),
-            Some("keyword \"refund\", 19 chars ≤ 100")
+            Some("keyword \"refund\", 19 chars <= 100")
         );
         assert_eq!(r.check(&signals("hello")), None);
         assert_eq!(

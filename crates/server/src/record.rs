@@ -64,8 +64,20 @@ pub struct Recorder {
     pub metrics: Arc<Metrics>,
 }
 
+/// Header values must be visible ASCII: anything else (a model or route name in another
+/// script) becomes `?` rather than bytes clients cannot read.
 fn header(value: &str) -> HeaderValue {
-    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("unprintable"))
+    let ascii: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&ascii).unwrap_or_else(|_| HeaderValue::from_static("unprintable"))
 }
 
 pub async fn record(

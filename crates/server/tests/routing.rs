@@ -1,0 +1,107 @@
+//! Routing through the whole path: `"model": "auto"` requests go where the routes say, with
+//! the route's module applied, the decision in the headers and its numbers in the log.
+
+mod common;
+
+use common::{start_with, upstream};
+use serde_json::{json, Value};
+use switchyard_mock::MockConfig;
+
+fn models_dir() -> String {
+    std::env::var("SWITCHYARD_MODELS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned())
+}
+
+fn no_local(
+    name: &str,
+    _: &switchyard_server::ModelConfig,
+) -> Result<std::sync::Arc<dyn switchyard_providers::Provider>, String> {
+    Err(format!("no local model {name} in this test"))
+}
+
+async fn ask(
+    gw: &common::Running,
+    text: &str,
+    conversation: Option<&str>,
+) -> (String, String, Value) {
+    let mut req = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "auto", "messages": [{"role": "user", "content": text}]}));
+    if let Some(c) = conversation {
+        req = req.header("x-switchyard-conversation", c);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let model = resp.headers()["x-switchyard-model"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let route = resp.headers()["x-switchyard-route"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (model, route, resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_requests_follow_rule_and_semantic_routes_and_stick_to_their_conversation() {
+    let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
+    let config = format!(
+        "{}{}[embeddings]\npath = \"{}/all-MiniLM-L6-v2\"\n
+[[routes]]
+name = \"legal\"
+when = {{ keywords = [\"contract\", \"lawsuit\"] }}
+target = \"big\"
+system_prompt = \"You are a careful legal assistant.\"
+
+[[routes]]
+name = \"support\"
+examples = [\"Where is my order?\", \"How do I reset my password?\"]
+similarity = 0.5
+target = \"cheap\"
+",
+        upstream("cheap", "openai", &mock.base_url(), "echo"),
+        upstream("big", "openai", &mock.base_url(), "echo"),
+        models_dir()
+    );
+    let mut gw = start_with(&config, &no_local).await;
+
+    let (model, route, body) = ask(&gw, "Can you check this contract for me?", None).await;
+    assert_eq!(model, "big");
+    assert_eq!(route, "route legal: keyword \"contract\"");
+    let sent: Value =
+        serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "You are a careful legal assistant."
+    );
+
+    let (model, route, _) = ask(
+        &gw,
+        "I forgot my password, how can I reset it?",
+        Some("c-1"),
+    )
+    .await;
+    assert_eq!(model, "cheap");
+    assert!(route.starts_with("route support: similarity"), "{route}");
+
+    // The same conversation stays on its model while no rule says otherwise...
+    let (model, route, _) = ask(&gw, "What's the weather like on Mars?", Some("c-1")).await;
+    assert_eq!(
+        (model.as_str(), route.as_str()),
+        ("cheap", "sticky: the conversation stays on cheap")
+    );
+    // ...and a rule moves it.
+    let (model, _, _) = ask(&gw, "Actually, I want to start a lawsuit.", Some("c-1")).await;
+    assert_eq!(model, "big");
+
+    let rows = gw.rows().await;
+    let support = rows
+        .iter()
+        .find(|r| r.route.starts_with("route support"))
+        .unwrap();
+    let scores: Value = serde_json::from_str(support.scores.as_deref().unwrap()).unwrap();
+    assert!(scores["similarity.support"].as_f64().unwrap() >= 0.5);
+}
