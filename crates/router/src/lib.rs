@@ -12,6 +12,9 @@
 //! 5. the learned score: above its threshold, the strong model;
 //! 6. the default model.
 
+pub mod data;
+pub mod eval;
+pub mod learned;
 pub mod rules;
 pub mod signals;
 
