@@ -12,6 +12,14 @@ pub(crate) fn logprobs(logits: &[f32], token: usize, top: usize) -> (f32, Vec<(u
     (chosen, best)
 }
 
+/// The token llama.cpp's greedy sampler picks: the first one with the largest logit. Greedy
+/// requests without penalties take this instead of a sampler, which would copy the whole
+/// vocabulary into a candidate array for every token.
+pub(crate) fn greedy(logits: &[f32]) -> usize {
+    let max = lane_max(logits);
+    logits.iter().position(|&l| l == max).unwrap_or(0)
+}
+
 /// Lanes of the vector loops below: wide enough for AVX, written so the compiler vectorizes.
 const LANES: usize = 8;
 
@@ -19,19 +27,9 @@ const LANES: usize = 8;
 /// so it is written to vectorize; `f32::exp` is a scalar libm call and cost about 2 % of a
 /// 135M model's token time.
 fn log_sum_exp(logits: &[f32]) -> f32 {
+    let max = lane_max(logits);
     let chunks = logits.chunks_exact(LANES);
     let tail = chunks.remainder();
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    for c in chunks.clone() {
-        for (m, &l) in lanes.iter_mut().zip(c) {
-            *m = if l > *m { l } else { *m };
-        }
-    }
-    let max = lanes
-        .iter()
-        .chain(tail)
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
         return max;
     }
@@ -43,6 +41,23 @@ fn log_sum_exp(logits: &[f32]) -> f32 {
     }
     let sum: f32 = sums.iter().sum::<f32>() + tail.iter().map(|&l| (l - max).exp()).sum::<f32>();
     max + sum.ln()
+}
+
+/// The largest logit (NaNs ignored), in a loop the compiler vectorizes.
+fn lane_max(logits: &[f32]) -> f32 {
+    let chunks = logits.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    for c in chunks {
+        for (m, &l) in lanes.iter_mut().zip(c) {
+            *m = if l > *m { l } else { *m };
+        }
+    }
+    lanes
+        .iter()
+        .chain(tail)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// e^x for x ≤ 0 with a relative error near 1e-7: x = k·ln2 + r, e^x = 2^k · e^r, with e^r
@@ -123,6 +138,16 @@ mod tests {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let naive = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
         assert!((log_sum_exp(&logits) - naive).abs() < 1e-4);
+    }
+
+    #[test]
+    fn greedy_takes_the_first_of_equal_maxima() {
+        let mut logits = vec![0.5_f32; 37];
+        logits[9] = 2.0;
+        logits[30] = 2.0;
+        assert_eq!(greedy(&logits), 9);
+        assert_eq!(greedy(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
+        assert_eq!(greedy(&[1.0, 3.0]), 1);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 
-use crate::logprob::logprobs;
+use crate::logprob::{greedy, logprobs};
 use crate::text::{StopMatcher, Utf8Buffer};
 use crate::{EngineError, EngineStats, Event, FinishReason, Token};
 
@@ -140,7 +140,9 @@ struct Active {
     prompt_next: usize,
     /// Sampled, sent, and still to be decoded so that the next token can be sampled.
     pending: Option<LlamaToken>,
-    sampler: LlamaSampler,
+    /// `None` for plain greedy decoding (temperature 0, no penalties), which takes the arg-max
+    /// directly: llama.cpp's sampler would first copy the whole vocabulary for every token.
+    sampler: Option<LlamaSampler>,
     generated: usize,
     utf8: Utf8Buffer,
     stop: StopMatcher,
@@ -347,12 +349,12 @@ impl<'m> Worker<'m> {
         let Some(idx) = a.logits_at else {
             return;
         };
-        let token = a.sampler.sample(&self.ctx, idx);
-        let (logprob, top) = logprobs(
-            self.ctx.get_logits_ith(idx),
-            token.0 as usize,
-            a.job.top_logprobs,
-        );
+        let logits = self.ctx.get_logits_ith(idx);
+        let token = match a.sampler.as_mut() {
+            Some(sampler) => sampler.sample(&self.ctx, idx),
+            None => LlamaToken(i32::try_from(greedy(logits)).unwrap_or(0)),
+        };
+        let (logprob, top) = logprobs(logits, token.0 as usize, a.job.top_logprobs);
         let vocab = self.model.vocab();
         let piece = |t: LlamaToken| vocab.token_to_piece(t, false, None);
         let bytes = piece(token);
@@ -453,10 +455,15 @@ fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
 }
 
 /// The llama.cpp sampler chain for one request, in OpenAI's order: penalties, temperature,
-/// nucleus, then a seeded draw (or the arg-max when temperature is 0).
-fn sampler_for(job: &Job, n_vocab: i32, slot_context: usize) -> LlamaSampler {
+/// nucleus, then a seeded draw (or the arg-max when temperature is 0); `None` when the
+/// request is plain greedy decoding, which needs no sampler.
+fn sampler_for(job: &Job, n_vocab: i32, slot_context: usize) -> Option<LlamaSampler> {
+    let penalised = job.presence_penalty != 0.0 || job.frequency_penalty != 0.0;
+    if job.temperature == 0.0 && !penalised {
+        return None;
+    }
     let mut chain = Vec::new();
-    if job.presence_penalty != 0.0 || job.frequency_penalty != 0.0 {
+    if penalised {
         // The sampler only sees accepted (generated) tokens, so the penalty covers the
         // completion so far, as OpenAI's does.
         chain.push(LlamaSampler::penalties(
@@ -476,7 +483,7 @@ fn sampler_for(job: &Job, n_vocab: i32, slot_context: usize) -> LlamaSampler {
         }
         chain.push(LlamaSampler::dist(seed32(job.seed)));
     }
-    LlamaSampler::chain_simple(chain)
+    Some(LlamaSampler::chain_simple(chain))
 }
 
 /// llama.cpp takes a 32-bit seed, where u32::MAX asks for a random one.
