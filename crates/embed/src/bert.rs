@@ -1,0 +1,372 @@
+//! A BERT encoder forward pass on the CPU, specialised for sentence embeddings.
+//!
+//! Every dense layer runs once over the tokens of all sequences stacked together (no padding);
+//! only attention looks across tokens, and it stays inside each sequence.
+
+use gemm::Parallelism;
+use safetensors::{Dtype, SafeTensors};
+
+/// The fields of `config.json` the forward pass needs.
+#[derive(serde::Deserialize, Debug, Clone)]
+pub(crate) struct Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    pub layer_norm_eps: f64,
+    pub hidden_act: String,
+}
+
+/// `y = x · w + b`, with `w` stored input-major (`[n_in, n_out]`, row-major).
+struct Linear {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    n_in: usize,
+    n_out: usize,
+}
+
+struct LayerNorm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+struct Layer {
+    qkv: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+pub(crate) struct Bert {
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type: Vec<f32>,
+    embed_norm: LayerNorm,
+    layers: Vec<Layer>,
+    hidden: usize,
+    heads: usize,
+    vocab: usize,
+    max_positions: usize,
+}
+
+/// Reads named F32 tensors of an expected shape out of a safetensors file.
+struct Weights<'a>(SafeTensors<'a>);
+
+impl Weights<'_> {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+        let view = self
+            .0
+            .tensor(name)
+            .map_err(|e| format!("tensor {name}: {e}"))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(format!("tensor {name} is {:?}, expected F32", view.dtype()));
+        }
+        if view.shape() != shape {
+            return Err(format!(
+                "tensor {name} has shape {:?}, expected {shape:?}",
+                view.shape()
+            ));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    /// A PyTorch `Linear` (weight `[out, in]`), transposed to input-major.
+    fn linear(&self, prefix: &str, n_in: usize, n_out: usize) -> Result<Linear, String> {
+        let w = self.get(&format!("{prefix}.weight"), &[n_out, n_in])?;
+        let b = self.get(&format!("{prefix}.bias"), &[n_out])?;
+        Ok(Linear {
+            w: transpose(&w, n_out, n_in),
+            b,
+            n_in,
+            n_out,
+        })
+    }
+
+    fn layer_norm(&self, prefix: &str, n: usize, eps: f32) -> Result<LayerNorm, String> {
+        Ok(LayerNorm {
+            gamma: self.get(&format!("{prefix}.weight"), &[n])?,
+            beta: self.get(&format!("{prefix}.bias"), &[n])?,
+            eps,
+        })
+    }
+}
+
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}
+
+/// Fuse the query, key and value projections into one `[hidden, 3 * hidden]` layer.
+fn concat_columns(parts: [Linear; 3]) -> Linear {
+    let n_in = parts[0].n_in;
+    let n_out: usize = parts.iter().map(|p| p.n_out).sum();
+    let mut w = Vec::with_capacity(n_in * n_out);
+    for r in 0..n_in {
+        for p in &parts {
+            w.extend_from_slice(&p.w[r * p.n_out..(r + 1) * p.n_out]);
+        }
+    }
+    let b = parts.iter().flat_map(|p| p.b.iter().copied()).collect();
+    Linear { w, b, n_in, n_out }
+}
+
+impl Bert {
+    /// Build the encoder from safetensors bytes whose tensor names have no `bert.` prefix.
+    pub(crate) fn load(config: &Config, bytes: &[u8]) -> Result<Bert, String> {
+        if config.hidden_act != "gelu" {
+            return Err(format!(
+                "hidden_act {:?} is not supported (only \"gelu\")",
+                config.hidden_act
+            ));
+        }
+        let h = config.hidden_size;
+        let heads = config.num_attention_heads;
+        if heads == 0 || heads * (h / heads) != h {
+            return Err(format!(
+                "hidden_size {h} is not divisible into {heads} attention heads"
+            ));
+        }
+        let eps = config.layer_norm_eps as f32;
+        let w = Weights(SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?);
+        if config.type_vocab_size == 0 {
+            return Err("type_vocab_size is 0".to_string());
+        }
+        let token_types = w.get(
+            "embeddings.token_type_embeddings.weight",
+            &[config.type_vocab_size, h],
+        )?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let p = format!("encoder.layer.{i}");
+            let qkv = concat_columns([
+                w.linear(&format!("{p}.attention.self.query"), h, h)?,
+                w.linear(&format!("{p}.attention.self.key"), h, h)?,
+                w.linear(&format!("{p}.attention.self.value"), h, h)?,
+            ]);
+            layers.push(Layer {
+                qkv,
+                attn_out: w.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                attn_norm: w.layer_norm(&format!("{p}.attention.output.LayerNorm"), h, eps)?,
+                intermediate: w.linear(
+                    &format!("{p}.intermediate.dense"),
+                    h,
+                    config.intermediate_size,
+                )?,
+                output: w.linear(&format!("{p}.output.dense"), config.intermediate_size, h)?,
+                out_norm: w.layer_norm(&format!("{p}.output.LayerNorm"), h, eps)?,
+            });
+        }
+        Ok(Bert {
+            word: w.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
+            position: w.get(
+                "embeddings.position_embeddings.weight",
+                &[config.max_position_embeddings, h],
+            )?,
+            token_type: token_types[..h].to_vec(),
+            embed_norm: w.layer_norm("embeddings.LayerNorm", h, eps)?,
+            layers,
+            hidden: h,
+            heads,
+            vocab: config.vocab_size,
+            max_positions: config.max_position_embeddings,
+        })
+    }
+
+    pub(crate) fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
+    /// Mean-pooled, L2-normalised sentence vectors, one per sequence of token ids.
+    /// Every sequence must be non-empty, no longer than `max_positions`, with ids below the
+    /// vocabulary size.
+    pub(crate) fn embed(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, String> {
+        let h = self.hidden;
+        let total: usize = seqs.iter().map(Vec::len).sum();
+        let mut x = vec![0.0f32; total * h];
+        let mut row = 0;
+        for seq in seqs {
+            if seq.is_empty() || seq.len() > self.max_positions {
+                return Err(format!(
+                    "sequence of {} tokens is outside 1..={}",
+                    seq.len(),
+                    self.max_positions
+                ));
+            }
+            for (pos, &id) in seq.iter().enumerate() {
+                let id = id as usize;
+                if id >= self.vocab {
+                    return Err(format!("token id {id} is outside the vocabulary"));
+                }
+                let out = &mut x[row * h..(row + 1) * h];
+                let word = &self.word[id * h..(id + 1) * h];
+                let position = &self.position[pos * h..(pos + 1) * h];
+                for i in 0..h {
+                    out[i] = word[i] + position[i] + self.token_type[i];
+                }
+                row += 1;
+            }
+        }
+        self.embed_norm.apply(&mut x);
+
+        let mut qkv = Vec::new();
+        let mut ctx = vec![0.0f32; total * h];
+        let mut tmp = Vec::new();
+        let mut inter = Vec::new();
+        let mut scores = Vec::new();
+        for layer in &self.layers {
+            layer.qkv.forward(&x, total, &mut qkv);
+            self.attention(seqs, &qkv, &mut ctx, &mut scores);
+            layer.attn_out.forward(&ctx, total, &mut tmp);
+            add_assign(&mut x, &tmp);
+            layer.attn_norm.apply(&mut x);
+            layer.intermediate.forward(&x, total, &mut inter);
+            inter.iter_mut().for_each(|v| *v = gelu(*v));
+            layer.output.forward(&inter, total, &mut tmp);
+            add_assign(&mut x, &tmp);
+            layer.out_norm.apply(&mut x);
+        }
+
+        let mut vectors = Vec::with_capacity(seqs.len());
+        let mut start = 0;
+        for seq in seqs {
+            let mut mean = vec![0.0f32; h];
+            for r in x[start * h..(start + seq.len()) * h].chunks_exact(h) {
+                add_assign(&mut mean, r);
+            }
+            start += seq.len();
+            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            mean.iter_mut().for_each(|v| *v /= norm);
+            vectors.push(mean);
+        }
+        Ok(vectors)
+    }
+
+    /// Scaled dot-product self-attention per sequence and head; `qkv` rows are `[q | k | v]`.
+    fn attention(&self, seqs: &[Vec<u32>], qkv: &[f32], ctx: &mut [f32], scores: &mut Vec<f32>) {
+        let h = self.hidden;
+        let d = h / self.heads;
+        let stride = 3 * h;
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut start = 0;
+        for seq in seqs {
+            let n = seq.len();
+            scores.resize(n, 0.0);
+            for head in 0..self.heads {
+                let off = head * d;
+                for i in 0..n {
+                    let q = &qkv[(start + i) * stride + off..][..d];
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, s) in scores.iter_mut().enumerate() {
+                        let k = &qkv[(start + j) * stride + h + off..][..d];
+                        *s = dot(q, k) * scale;
+                        max = max.max(*s);
+                    }
+                    let mut sum = 0.0;
+                    for s in scores.iter_mut() {
+                        *s = (*s - max).exp();
+                        sum += *s;
+                    }
+                    let out = &mut ctx[(start + i) * h + off..][..d];
+                    out.fill(0.0);
+                    for (j, s) in scores.iter().enumerate() {
+                        let v = &qkv[(start + j) * stride + 2 * h + off..][..d];
+                        let p = s / sum;
+                        out.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
+                    }
+                }
+            }
+            start += n;
+        }
+    }
+}
+
+impl Linear {
+    /// `out[rows, n_out] = x[rows, n_in] · w + b`.
+    fn forward(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+        assert_eq!(x.len(), rows * self.n_in, "linear input shape");
+        out.clear();
+        for _ in 0..rows {
+            out.extend_from_slice(&self.b);
+        }
+        if rows == 0 {
+            return;
+        }
+        // SAFETY: `out` is `rows × n_out`, `x` is `rows × n_in` and `w` is `n_in × n_out`, all
+        // row-major and contiguous, matching the dimensions and strides passed here.
+        unsafe {
+            gemm::gemm(
+                rows,
+                self.n_out,
+                self.n_in,
+                out.as_mut_ptr(),
+                1,
+                self.n_out as isize,
+                true,
+                x.as_ptr(),
+                1,
+                self.n_in as isize,
+                self.w.as_ptr(),
+                1,
+                self.n_out as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::Rayon(0),
+            );
+        }
+    }
+}
+
+impl LayerNorm {
+    fn apply(&self, x: &mut [f32]) {
+        let n = self.gamma.len();
+        for row in x.chunks_exact_mut(n) {
+            let mean = row.iter().sum::<f32>() / n as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
+                *v = (*v - mean) * inv * g + b;
+            }
+        }
+    }
+}
+
+fn add_assign(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// GELU with the exact error function, as BERT's `"gelu"`.
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// Error function (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7).
+fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * (-x * x).exp();
+    y.copysign(x)
+}
