@@ -1,5 +1,6 @@
 //! Latency of embedding one 30-word sentence (37 word pieces): `cargo run --release -p switchyard-embed --example embed_bench`.
-//! Prints JSON `{"p50_ms", "p99_ms", "runs"}`.
+//! Prints JSON `{"p50_ms", "p99_ms", "min_ms", "runs"}`; `min_ms` shows the uncontended cost on a
+//! busy machine.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -30,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(f64::total_cmp);
     let p50 = times[RUNS / 2];
     let p99 = times[RUNS * 99 / 100];
-    println!("{{\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"runs\":{RUNS}}}");
+    let min = times[0];
+    println!("{{\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"min_ms\":{min:.3},\"runs\":{RUNS}}}");
     Ok(())
 }
