@@ -13,6 +13,11 @@
 //! the B = 1 figure. A speedup near B means decoding is bound by reading the weights (batching
 //! is nearly free); near 1 means it is bound by arithmetic that grows with B. `DS_ONLY=4` in the
 //! environment measures one batch size (for a profiler).
+//!
+//! `cpu_ms_per_step` is the calling thread's time on a CPU per decode (mean). With
+//! `--threads 1` that thread does all of ggml's work, so the figure is the compute cost itself,
+//! unaffected by other processes competing for the cores (which inflate the wall time, and with
+//! several threads make ggml's spinning barriers wait for descheduled threads).
 
 #[path = "bench_common/mod.rs"]
 mod bench_common;
@@ -71,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ctx.decode(&mut batch)?;
             }
             let mut times = Vec::with_capacity(STEPS);
+            let cpu_start = thread_cpu_ns();
             let token = tokens[tokens.len() - 1];
             for step in 0..STEPS {
                 batch.clear();
@@ -82,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ctx.decode(&mut batch)?;
                 times.push(start.elapsed().as_secs_f64());
             }
+            let cpu_ms = (thread_cpu_ns() - cpu_start) as f64 / 1e6 / STEPS as f64;
             times.sort_by(f64::total_cmp);
             let ms = times[STEPS / 2] * 1e3;
             let tok_s = per_second(b, ms / 1e3);
@@ -94,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "kv_unified": unified,
                     "sequences": b,
                     "ms_per_step": ms,
+                    "cpu_ms_per_step": cpu_ms,
                     "tok_s": tok_s,
                     "speedup": baseline.map_or(1.0, |base| tok_s / base),
                     "peak_rss_mib": peak_rss_mib(),
@@ -102,4 +110,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// Nanoseconds this thread has run on a CPU, from the kernel's scheduler statistics.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
