@@ -785,7 +785,7 @@ mod tests {
             let noise: Vec<f32> = (0..4)
                 .map(|_| rand::Rng::random_range(&mut rng, -0.3..0.3))
                 .collect();
-            let mut v = vec![0f32; 4];
+            let mut v = [0f32; 4];
             v[if hard { 0 } else { 1 }] = 1.0;
             v.iter_mut().zip(&noise).for_each(|(a, b)| *a += b);
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -819,10 +819,7 @@ mod tests {
             .filter(|e| router.prefers_strong(router.score(e, "")))
             .count() as f64
             / emb.len() as f64;
-        assert!(
-            strong_share >= 0.15 && strong_share <= 0.4,
-            "{strong_share}"
-        );
+        assert!((0.15..=0.4).contains(&strong_share), "{strong_share}");
         assert_eq!(router.metadata().folds, 4);
         assert_eq!(router.metadata().validation.len(), KNN_KS.len());
         let best = router

@@ -1,6 +1,7 @@
 //! The `switchyard` command line: a thin shell over `switchyard-server`.
 
 mod chat;
+mod offline;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,10 @@ enum Command {
     },
     /// Send one request through the whole path; print the answer and the decision.
     Chat(chat::Args),
+    /// Learn a router from labelled data (RouteLLM-style CSV or JSONL); write its model file.
+    Train(offline::TrainArgs),
+    /// Replay labelled data through a learned router and the baselines: APGR, CPT, a plot.
+    Eval(offline::EvalArgs),
 }
 
 const EXAMPLE: &str = include_str!("switchyard.example.toml");
@@ -151,6 +156,8 @@ async fn main() -> Result<()> {
         Command::Serve { config, listen } => serve(config, listen).await,
         Command::Init { path, force } => init(&path, force),
         Command::Chat(args) => chat::run(args).await,
+        Command::Train(args) => offline::train(args),
+        Command::Eval(args) => offline::eval(args),
     }
 }
 
