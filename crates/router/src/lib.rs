@@ -42,9 +42,11 @@ pub struct Decision {
     pub scores: BTreeMap<String, f64>,
     /// A system prompt the route puts before the conversation.
     pub system_prompt: Option<String>,
-    /// When set, the ladder is a cascade: a rung's answer is kept only if its confidence
-    /// reaches this threshold, otherwise the next rung answers.
-    pub cascade_threshold: Option<f64>,
+    /// The ladder is a cascade: a rung's answer is kept only if its calibrated confidence
+    /// reaches the threshold, otherwise the next rung answers.
+    pub cascade: bool,
+    /// The route's confidence threshold; the calibration's own when unset.
+    pub confidence_threshold: Option<f64>,
 }
 
 impl Decision {
@@ -105,7 +107,7 @@ pub struct RouteConfig {
     /// Put before the conversation as a system message (a specialised module on a small model).
     pub system_prompt: Option<String>,
     /// Try the ladder's rungs in order, escalating when a rung's confidence is below
-    /// `confidence_threshold`.
+    /// `confidence_threshold` (the calibration's threshold when unset).
     #[serde(default)]
     pub cascade: bool,
     pub confidence_threshold: Option<f64>,
@@ -122,6 +124,16 @@ pub trait Scorer: Send + Sync {
     fn describe(&self) -> String;
 }
 
+impl Scorer for learned::LearnedRouter {
+    fn score(&self, embedding: &[f32], text: &str) -> f64 {
+        learned::LearnedRouter::score(self, embedding, text)
+    }
+
+    fn describe(&self) -> String {
+        self.name()
+    }
+}
+
 /// The learned score's place in routing: above `threshold`, `strong` answers; else `weak`.
 pub struct LearnedPolicy {
     pub scorer: Box<dyn Scorer>,
@@ -136,9 +148,6 @@ struct Route {
     /// Unit-length embeddings of the examples.
     examples: Vec<Vec<f32>>,
 }
-
-/// The default confidence a cascade rung must reach when its route names none.
-pub const DEFAULT_CONFIDENCE_THRESHOLD: f64 = 0.5;
 
 pub struct Router {
     models: Vec<String>,
@@ -234,10 +243,8 @@ impl Router {
             reason,
             scores,
             system_prompt: c.system_prompt.clone(),
-            cascade_threshold: c.cascade.then(|| {
-                c.confidence_threshold
-                    .unwrap_or(DEFAULT_CONFIDENCE_THRESHOLD)
-            }),
+            cascade: c.cascade,
+            confidence_threshold: c.confidence_threshold,
         }
     }
 
@@ -501,7 +508,8 @@ fn main() {}
         assert_eq!(d.ladder, vec!["small", "medium", "large"]);
         assert_eq!(d.route, "code");
         assert_eq!(d.reason, "route code: code");
-        assert_eq!(d.cascade_threshold, Some(0.7));
+        assert!(d.cascade);
+        assert_eq!(d.confidence_threshold, Some(0.7));
         assert_eq!(d.system_prompt.as_deref(), Some("You review code."));
         let d = decide(&router, &request("auto", "hello"), None);
         assert_eq!((d.route.as_str(), d.target()), ("anything", "large"));

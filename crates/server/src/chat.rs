@@ -10,8 +10,11 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::StreamExt;
-use switchyard_api::{ApiError, ChatChunk, ChatRequest, Content, ErrorKind, Message, Role};
+use switchyard_api::{
+    ApiError, ChatChunk, ChatRequest, ChatResponse, Content, Delta, ErrorKind, Message, Role,
+};
 use switchyard_providers::{ChunkStream, ProviderError};
+use switchyard_router::confidence::{AnswerSignals, Calibration};
 use switchyard_router::{Decision, Signals, AUTO};
 
 use crate::config::Price;
@@ -50,10 +53,17 @@ pub async fn completions(
     if let Some(prompt) = &decision.system_prompt {
         put_system_prompt(&mut req, prompt);
     }
-    let answer = if req.is_stream() {
-        stream(&gw, &slot, decision, req).await
-    } else {
-        complete(&gw, &slot, decision, req).await
+    let answer = match decision.cascade {
+        true => {
+            let threshold = decision
+                .confidence_threshold
+                .unwrap_or(gw.calibration.threshold);
+            cascade(&gw, &slot, &decision, threshold, req).await
+        }
+        false if req.is_stream() => {
+            stream(&gw, &slot, decision.target(), req, Spent::nothing()).await
+        }
+        false => complete(&gw, &slot, decision.target(), req, Spent::nothing()).await,
     };
     if let (Ok(_), Some(id), Some(conversations)) = (&answer, conversation, &gw.conversations) {
         let model = slot.lock().model.clone();
@@ -123,10 +133,10 @@ fn parse(body: Result<Bytes, BytesRejection>) -> Result<ChatRequest, ApiError> {
     Ok(req)
 }
 
-/// The models to try, in order: the decision's first rung, then its configured fallbacks.
-fn ladder<'g>(gw: &'g Gateway, decision: &Decision) -> Vec<&'g Model> {
+/// The models to try for one rung, in order: the rung's model, then its configured fallbacks.
+fn candidates<'g>(gw: &'g Gateway, rung: &str) -> Vec<&'g Model> {
     let mut out = Vec::with_capacity(2);
-    if let Some(m) = gw.models.get(decision.target()) {
+    if let Some(m) = gw.models.get(rung) {
         out.push(m);
         out.extend(m.fallbacks.iter().filter_map(|f| gw.models.get(f)));
     }
@@ -153,15 +163,32 @@ fn failure(e: ProviderError) -> ErrorResponse {
     ErrorResponse(e.to_api_error())
 }
 
+/// Where an answer stands when its last rung is asked: when the first model was called, and
+/// what earlier cascade rungs cost.
+struct Spent {
+    since: Instant,
+    cost_usd: f64,
+}
+
+impl Spent {
+    fn nothing() -> Spent {
+        Spent {
+            since: Instant::now(),
+            cost_usd: 0.0,
+        }
+    }
+}
+
 async fn complete(
     gw: &Gateway,
     slot: &OutcomeSlot,
-    decision: Decision,
+    rung: &str,
     req: ChatRequest,
+    spent: Spent,
 ) -> Result<Response, ErrorResponse> {
     let mut last = None;
-    let upstream_start = Instant::now();
-    for (i, model) in ladder(gw, &decision).into_iter().enumerate() {
+    let upstream_start = spent.since;
+    for (i, model) in candidates(gw, rung).into_iter().enumerate() {
         match model.provider.complete(&req).await {
             Ok(resp) => {
                 answered_by(slot, model, i == 0);
@@ -170,9 +197,10 @@ async fn complete(
                 o.upstream_ms = Some(upstream_start.elapsed().as_secs_f64() * 1e3);
                 o.prompt_tokens = usage.prompt_tokens;
                 o.completion_tokens = usage.completion_tokens;
-                o.cost_usd = model
-                    .price
-                    .cost(usage.prompt_tokens, usage.completion_tokens);
+                o.cost_usd = spent.cost_usd
+                    + model
+                        .price
+                        .cost(usage.prompt_tokens, usage.completion_tokens);
                 let body = serde_json::to_vec(&resp).map_err(|e| {
                     ApiError::new(
                         ErrorKind::Internal,
@@ -191,16 +219,13 @@ async fn complete(
         }
     }
     slot.lock().upstream_ms = Some(upstream_start.elapsed().as_secs_f64() * 1e3);
-    Err(last.map(failure).unwrap_or_else(|| no_model(&decision)))
+    Err(last.map(failure).unwrap_or_else(|| no_model(rung)))
 }
 
-fn no_model(decision: &Decision) -> ErrorResponse {
+fn no_model(rung: &str) -> ErrorResponse {
     ErrorResponse(ApiError::new(
         ErrorKind::Internal,
-        format!(
-            "the router chose `{}`, which is not configured",
-            decision.target()
-        ),
+        format!("the router chose `{rung}`, which is not configured"),
     ))
 }
 
@@ -216,32 +241,17 @@ fn json(body: Vec<u8>) -> Response {
 async fn stream(
     gw: &Gateway,
     slot: &OutcomeSlot,
-    decision: Decision,
+    rung: &str,
     req: ChatRequest,
+    spent: Spent,
 ) -> Result<Response, ErrorResponse> {
     let mut last = None;
-    let upstream_start = Instant::now();
-    for (i, model) in ladder(gw, &decision).into_iter().enumerate() {
+    let upstream_start = spent.since;
+    for (i, model) in candidates(gw, rung).into_iter().enumerate() {
         match model.provider.stream(&req).await {
             Ok(chunks) => {
                 answered_by(slot, model, i == 0);
-                let relay = Relay {
-                    chunks,
-                    slot: slot.clone(),
-                    price: model.price,
-                    include_usage: req.include_usage(),
-                    upstream_start,
-                    first_token_seen: false,
-                    ended: false,
-                };
-                let mut resp = Body::from_stream(relay.into_sse()).into_response();
-                let h = resp.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/event-stream"),
-                );
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                return Ok(resp);
+                return Ok(sse(chunks, slot, model, &req, spent));
             }
             Err(e) => {
                 let next = attempt_failed(slot, model, &e);
@@ -253,7 +263,179 @@ async fn stream(
         }
     }
     slot.lock().upstream_ms = Some(upstream_start.elapsed().as_secs_f64() * 1e3);
-    Err(last.map(failure).unwrap_or_else(|| no_model(&decision)))
+    Err(last.map(failure).unwrap_or_else(|| no_model(rung)))
+}
+
+fn sse(
+    chunks: ChunkStream,
+    slot: &OutcomeSlot,
+    model: &Model,
+    req: &ChatRequest,
+    spent: Spent,
+) -> Response {
+    let relay = Relay {
+        chunks,
+        slot: slot.clone(),
+        price: model.price,
+        earlier_cost: spent.cost_usd,
+        include_usage: req.include_usage(),
+        upstream_start: spent.since,
+        first_token_seen: false,
+        ended: false,
+    };
+    let mut resp = Body::from_stream(relay.into_sse()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The cascade: each rung but the last answers in full, with logprobs, and its answer is kept
+/// only when its calibrated confidence reaches the threshold; otherwise the next rung is asked.
+/// A streamed request is held until its rung is judged (the calibration is fitted on whole
+/// answers), then replayed as chunks; the last rung streams live.
+async fn cascade(
+    gw: &Gateway,
+    slot: &OutcomeSlot,
+    decision: &Decision,
+    threshold: f64,
+    req: ChatRequest,
+) -> Result<Response, ErrorResponse> {
+    let mut spent = Spent::nothing();
+    let Some((last, earlier)) = decision.ladder.split_last() else {
+        return Err(no_model(""));
+    };
+    for rung in earlier {
+        let Some(model) = gw.models.get(rung) else {
+            continue;
+        };
+        let mut probe = req.clone();
+        probe.stream = None;
+        probe.stream_options = None;
+        probe.logprobs = Some(true);
+        probe.top_logprobs = Some(req.top_logprobs.unwrap_or(0).max(5));
+        let mut resp = match model.provider.complete(&probe).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::warn!(model = %rung, error = %e, "cascade rung failed");
+                slot.lock()
+                    .reason
+                    .push_str(&format!("; cascade: {rung} failed, escalated"));
+                continue;
+            }
+        };
+        let usage = resp.usage.unwrap_or_default();
+        let earlier_cost = spent.cost_usd;
+        spent.cost_usd += model
+            .price
+            .cost(usage.prompt_tokens, usage.completion_tokens);
+        let confidence = confidence(&gw.calibration, &resp);
+        let keep = confidence.is_none_or(|p| p >= threshold);
+        {
+            let mut o = slot.lock();
+            match confidence {
+                Some(p) => {
+                    o.scores.insert(format!("confidence.{rung}"), p);
+                    let (cmp, what) = if keep {
+                        (">=", "kept")
+                    } else {
+                        ("<", "escalated")
+                    };
+                    o.reason.push_str(&format!(
+                        "; cascade: {rung} confidence {p:.2} {cmp} {threshold:.2}, {what}"
+                    ));
+                }
+                None => o.reason.push_str(&format!(
+                    "; cascade: {rung} gave no logprobs to judge, kept"
+                )),
+            }
+            if keep {
+                o.model.clone_from(rung);
+                o.upstream_ms = Some(spent.since.elapsed().as_secs_f64() * 1e3);
+                o.prompt_tokens = usage.prompt_tokens;
+                o.completion_tokens = usage.completion_tokens;
+                o.cost_usd = spent.cost_usd;
+            }
+        }
+        if !keep {
+            continue;
+        }
+        fit_logprobs(&mut resp, &req);
+        if req.is_stream() {
+            // The replayed usage chunk adds this rung's own cost again.
+            let before = Spent {
+                since: spent.since,
+                cost_usd: earlier_cost,
+            };
+            return Ok(sse(replay(resp), slot, model, &req, before));
+        }
+        let body = serde_json::to_vec(&resp).map_err(|e| {
+            ApiError::new(
+                ErrorKind::Internal,
+                format!("encoding the answer failed: {e}"),
+            )
+        })?;
+        return Ok(json(body));
+    }
+    if req.is_stream() {
+        stream(gw, slot, last, req, spent).await
+    } else {
+        complete(gw, slot, last, req, spent).await
+    }
+}
+
+/// P(the answer is good), from its token logprobs; none when it came without them.
+fn confidence(calibration: &Calibration, resp: &ChatResponse) -> Option<f64> {
+    let choice = resp.choices.first()?;
+    let tokens = choice.logprobs.as_ref()?.content.as_ref()?;
+    if tokens.is_empty() {
+        return None;
+    }
+    let truncated = choice.finish_reason.as_deref() == Some("length");
+    Some(calibration.probability(&AnswerSignals::from_logprobs(tokens, truncated)))
+}
+
+/// The cascade asked for logprobs to judge the answer; give the client only what it asked for.
+fn fit_logprobs(resp: &mut ChatResponse, req: &ChatRequest) {
+    for choice in &mut resp.choices {
+        if req.logprobs != Some(true) {
+            choice.logprobs = None;
+        } else if let Some(tokens) = choice.logprobs.as_mut().and_then(|l| l.content.as_mut()) {
+            let k = usize::from(req.top_logprobs.unwrap_or(0));
+            for t in tokens {
+                t.top_logprobs.truncate(k);
+            }
+        }
+    }
+}
+
+/// A held answer as the chunks a stream would have carried.
+fn replay(resp: ChatResponse) -> ChunkStream {
+    let (id, created, model) = (resp.id.as_str(), resp.created, resp.model.as_str());
+    let mut chunks = Vec::new();
+    if let Some(choice) = resp.choices.first() {
+        let mut c = ChatChunk::delta(
+            id,
+            created,
+            model,
+            Delta {
+                role: Some(Role::Assistant),
+                content: choice.message.content.clone(),
+                tool_calls: choice.message.tool_calls.clone(),
+            },
+        );
+        c.choices[0].logprobs = choice.logprobs.clone();
+        chunks.push(Ok(c));
+        let reason = choice.finish_reason.as_deref().unwrap_or("stop");
+        chunks.push(Ok(ChatChunk::finish(id, created, model, reason)));
+    }
+    if let Some(u) = resp.usage {
+        chunks.push(Ok(ChatChunk::usage(id, created, model, u)));
+    }
+    Box::pin(futures::stream::iter(chunks))
 }
 
 /// Forwards upstream chunks as server-sent events, noting usage and time to first token.
@@ -261,6 +443,8 @@ struct Relay {
     chunks: ChunkStream,
     slot: OutcomeSlot,
     price: Price,
+    /// What earlier cascade rungs cost, added to this answer's own cost.
+    earlier_cost: f64,
     include_usage: bool,
     upstream_start: Instant,
     first_token_seen: bool,
@@ -327,7 +511,7 @@ impl Relay {
             let mut o = self.slot.lock();
             o.prompt_tokens = u.prompt_tokens;
             o.completion_tokens = u.completion_tokens;
-            o.cost_usd = self.price.cost(u.prompt_tokens, u.completion_tokens);
+            o.cost_usd = self.earlier_cost + self.price.cost(u.prompt_tokens, u.completion_tokens);
         }
         if !self.include_usage {
             if chunk.choices.is_empty() {

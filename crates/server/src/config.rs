@@ -122,6 +122,24 @@ pub struct RouterConfig {
     /// previous turn, unless a rule route says otherwise.
     #[serde(default = "yes")]
     pub sticky_conversations: bool,
+    /// The cascade's confidence calibration (written by `switchyard calibrate`); the built-in
+    /// SmolLM2-135M calibration when unset.
+    pub calibration: Option<PathBuf>,
+    /// A learned score (written by `switchyard train`) deciding between two models.
+    pub learned: Option<LearnedConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedConfig {
+    /// The model file.
+    pub path: PathBuf,
+    /// Overrides the threshold stored with the model.
+    pub threshold: Option<f64>,
+    /// Answers when the score is below the threshold.
+    pub weak: String,
+    /// Answers when the score reaches the threshold.
+    pub strong: String,
 }
 
 impl Default for RouterConfig {
@@ -129,6 +147,8 @@ impl Default for RouterConfig {
         RouterConfig {
             default: None,
             sticky_conversations: true,
+            calibration: None,
+            learned: None,
         }
     }
 }

@@ -12,7 +12,9 @@ use switchyard_embed::Embedder;
 use switchyard_providers::{
     AnthropicProvider, OpenAiConfig, OpenAiProvider, Provider, RetryPolicy, Timeouts,
 };
-use switchyard_router::Router;
+use switchyard_router::confidence::Calibration;
+use switchyard_router::learned::LearnedRouter;
+use switchyard_router::{LearnedPolicy, Router};
 
 use crate::config::{Config, ModelConfig, Price, ProviderKind};
 
@@ -34,6 +36,8 @@ pub struct Gateway {
     pub conversations: Option<Mutex<LruCache<String, String>>>,
     /// Request headers that rule routes match on.
     pub metadata_headers: Vec<HeaderName>,
+    /// Turns a cascade rung's logprobs into P(its answer is good).
+    pub calibration: Calibration,
 }
 
 /// How many conversations the gateway remembers the model of.
@@ -45,6 +49,10 @@ pub enum BuildError {
     Model { name: String, message: String },
     #[error("[[routes]]: {0}")]
     Route(#[from] switchyard_router::RouteError),
+    #[error("[router] calibration: {0}")]
+    Calibration(String),
+    #[error("[router] learned: {0}")]
+    Learned(String),
     #[error("[[routes]] `{route}`: embedding its examples failed: {message}")]
     Examples { route: String, message: String },
 }
@@ -145,17 +153,37 @@ impl Gateway {
             }
             router = router.with_route(route.clone(), examples)?;
         }
+        if let Some(l) = &config.router.learned {
+            let mut scorer =
+                LearnedRouter::load(&l.path).map_err(|e| BuildError::Learned(e.to_string()))?;
+            if let Some(t) = l.threshold {
+                scorer = scorer.with_threshold(t);
+            }
+            router = router.with_learned(LearnedPolicy {
+                threshold: scorer.threshold(),
+                scorer: Box::new(scorer),
+                weak: l.weak.clone(),
+                strong: l.strong.clone(),
+            });
+        }
         let conversations = config.router.sticky_conversations.then(|| {
             Mutex::new(LruCache::new(
                 NonZeroUsize::new(CONVERSATIONS).unwrap_or(NonZeroUsize::MIN),
             ))
         });
+        let calibration = match &config.router.calibration {
+            Some(path) => {
+                Calibration::load(path).map_err(|e| BuildError::Calibration(e.to_string()))?
+            }
+            None => Calibration::builtin(),
+        };
         Ok(Gateway {
             models,
             router,
             embedder,
             conversations,
             metadata_headers,
+            calibration,
         })
     }
 }

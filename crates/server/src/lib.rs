@@ -30,7 +30,7 @@ use switchyard_store::RequestLog;
 pub use config::{Config, ConfigError, ModelConfig};
 pub use gateway::{BuildError, Gateway, LocalLoader, Model};
 pub use local::load_local;
-pub use record::{COST, MODEL, REQUEST_ID, ROUTE};
+pub use record::{COST, MODEL, REQUEST_ID, ROUTE, SCORES};
 
 use auth::ApiKeys;
 use embeddings::EmbeddingModel;

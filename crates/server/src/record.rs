@@ -24,6 +24,8 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request
 pub const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 pub const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
 pub const COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+/// The decision's numbers, `name=value` separated by spaces; only when there are any.
+pub const SCORES: HeaderName = HeaderName::from_static("x-switchyard-scores");
 
 /// What the request path learned about one request, filled in stage by stage.
 #[derive(Debug, Default, Clone)]
@@ -120,6 +122,14 @@ pub async fn record(
             header(&format!("{:.8}", o.cost_usd))
         };
         h.insert(COST, cost);
+        if !o.scores.is_empty() {
+            let scores: Vec<String> = o
+                .scores
+                .iter()
+                .map(|(k, v)| format!("{k}={v:.4}"))
+                .collect();
+            h.insert(SCORES, header(&scores.join(" ")));
+        }
     }
     let guard = RowOnDrop {
         recorder,

@@ -159,3 +159,41 @@ async fn embeddings_are_served_as_floats_or_base64_and_rank_by_meaning() {
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].model, "all-MiniLM-L6-v2");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_local_queue_answers_429_and_the_rest_still_complete() {
+    let config = format!(
+        "[models.tiny]\nprovider = \"local\"\npath = \"{}/tiny.gguf\"\nslots = 1\nqueue = 1\ncontext_tokens = 512\n",
+        models_dir()
+    );
+    let gw = start_with(&config, &switchyard_server::load_local).await;
+    let body = json!({"model": "tiny", "max_tokens": 100, "messages": [{"role": "user", "content": "Hello"}]});
+    let sends: Vec<_> = (0..6)
+        .map(|_| {
+            gw.client
+                .post(gw.url("/v1/chat/completions"))
+                .json(&body)
+                .send()
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for r in futures::future::join_all(sends).await {
+        let r = r.unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        if status == 429 {
+            assert_eq!(body["error"]["type"], "rate_limit_error");
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains("queue"),
+                "{body}"
+            );
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+}

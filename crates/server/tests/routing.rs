@@ -105,3 +105,75 @@ target = \"cheap\"
     let scores: Value = serde_json::from_str(support.scores.as_deref().unwrap()).unwrap();
     assert!(scores["similarity.support"].as_f64().unwrap() >= 0.5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learned_score_sends_hard_questions_to_the_strong_model() {
+    use switchyard_router::data::Example;
+    use switchyard_router::learned::{train, TrainOptions};
+
+    // Hard questions are ones only the strong model answered well; easy ones both did.
+    let hard = [
+        "Prove that there are infinitely many primes.",
+        "Derive the Black-Scholes equation.",
+        "Compute the eigenvalues of a 3x3 rotation matrix.",
+        "Explain the proof of Fermat's last theorem.",
+        "Solve this differential equation: y'' + y = sin(x).",
+        "What is the Galois group of x^5 - 2?",
+    ];
+    let easy = [
+        "Hello, how are you?",
+        "What is the capital of France?",
+        "Say thanks to my colleague.",
+        "What colour is the sky?",
+        "Tell me a short joke.",
+        "How many days are in a week?",
+    ];
+    let examples: Vec<Example> = hard
+        .iter()
+        .map(|t| (t, 0.0, 1.0))
+        .chain(easy.iter().map(|t| (t, 1.0, 1.0)))
+        .enumerate()
+        .map(|(i, (t, weak, strong))| Example {
+            text: t.to_string(),
+            weak,
+            strong,
+            group: format!("g{}", i % 3),
+        })
+        .collect();
+    let embedder = switchyard_embed::Embedder::load(std::path::Path::new(&format!(
+        "{}/all-MiniLM-L6-v2",
+        models_dir()
+    )))
+    .unwrap();
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let vectors = embedder.embed(&texts).unwrap().vectors;
+    let options = TrainOptions {
+        folds: 3,
+        target_large_share: 0.5,
+        ..TrainOptions::default()
+    };
+    let model = train(&examples, &vectors, &options).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.json");
+    model.save(&path).unwrap();
+
+    let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
+    let config = format!(
+        "[router]\nlearned = {{ path = {:?}, weak = \"cheap\", strong = \"big\" }}\n{}{}[embeddings]\npath = \"{}/all-MiniLM-L6-v2\"\n",
+        path.display().to_string(),
+        upstream("cheap", "openai", &mock.base_url(), "mock"),
+        upstream("big", "openai", &mock.base_url(), "mock"),
+        models_dir()
+    );
+    let gw = start_with(&config, &no_local).await;
+    let (model, route, _) = ask(
+        &gw,
+        "Prove that the square root of two is irrational.",
+        None,
+    )
+    .await;
+    assert_eq!(model, "big", "{route}");
+    assert!(route.starts_with("learned knn"), "{route}");
+    let (model, route, _) = ask(&gw, "Hi there, how is it going?", None).await;
+    assert_eq!(model, "cheap", "{route}");
+}

@@ -76,9 +76,10 @@ async fn ask(base: &str, args: &Args) -> Result<()> {
             .unwrap_or("-")
             .to_owned()
     };
-    let (model, route, cost, id) = (
+    let (model, route, scores, cost, id) = (
         header("x-switchyard-model"),
         header("x-switchyard-route"),
+        header("x-switchyard-scores"),
         header("x-switchyard-cost-usd"),
         header("x-switchyard-request-id"),
     );
@@ -100,6 +101,9 @@ async fn ask(base: &str, args: &Args) -> Result<()> {
     println!();
     println!("model:   {model}");
     println!("route:   {route}");
+    if scores != "-" {
+        println!("scores:  {scores}");
+    }
     println!("cost:    ${cost}");
     println!(
         "tokens:  {} prompt + {} completion",
