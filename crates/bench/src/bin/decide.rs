@@ -16,6 +16,9 @@ struct Args {
     /// Decisions timed per router kind.
     #[arg(long, default_value_t = 2000)]
     runs: usize,
+    /// A learned router file from `switchyard train`, to time the learned score too.
+    #[arg(long)]
+    learned: Option<std::path::PathBuf>,
     /// The models folder (for all-MiniLM-L6-v2).
     #[arg(long, env = "SWITCHYARD_MODELS", default_value = "models")]
     models: String,
@@ -137,6 +140,36 @@ fn main() -> Result<()> {
         }
     });
 
+    let learned = match &args.learned {
+        Some(path) => {
+            let scorer = switchyard_router::learned::LearnedRouter::load(path)?;
+            let router = Router::new(vec!["small".into(), "large".into()], "small".into())
+                .with_learned(switchyard_router::LearnedPolicy {
+                    threshold: scorer.threshold(),
+                    scorer: Box::new(scorer),
+                    weak: "small".into(),
+                    strong: "large".into(),
+                });
+            let mut embedding = None;
+            let (e50, e99) = time(args.runs.min(500), || {
+                let mut s = Signals::from_request(&req);
+                s.embedding = embedder
+                    .embed(&[Signals::text_to_embed(&req).as_str()])
+                    .ok()
+                    .and_then(|e| e.vectors.into_iter().next());
+                embedding.clone_from(&s.embedding);
+                std::hint::black_box(router.decide(&req, &s).ok());
+            });
+            let mut s = Signals::from_request(&req);
+            s.embedding = embedding;
+            let (l50, l99) = time(args.runs.min(500), || {
+                std::hint::black_box(router.decide(&req, &s).ok());
+            });
+            Some((e50, e99, l50, l99))
+        }
+        None => None,
+    };
+
     println!(
         "decision latency, {} runs each (semantic: {} runs; routed to `{matched}`):",
         args.runs,
@@ -148,9 +181,22 @@ fn main() -> Result<()> {
         s50 / 1e3,
         s99 / 1e3
     );
-    println!(
-        "{}",
-        json!({"rules_p50_us": r50, "rules_p99_us": r99, "semantic_p50_ms": s50 / 1e3, "semantic_p99_ms": s99 / 1e3})
-    );
+    let mut out = json!({"rules_p50_us": r50, "rules_p99_us": r99, "semantic_p50_ms": s50 / 1e3, "semantic_p99_ms": s99 / 1e3});
+    if let Some((e50, e99, l50, l99)) = learned {
+        println!(
+            "  learned (embed 30 words + score)  p50 {:>8.2} ms   p99 {:>8.2} ms",
+            e50 / 1e3,
+            e99 / 1e3
+        );
+        println!(
+            "  learned score alone               p50 {:>8.2} ms   p99 {:>8.2} ms",
+            l50 / 1e3,
+            l99 / 1e3
+        );
+        out["learned_p50_ms"] = json!(e50 / 1e3);
+        out["learned_p99_ms"] = json!(e99 / 1e3);
+        out["learned_score_only_p50_ms"] = json!(l50 / 1e3);
+    }
+    println!("{out}");
     Ok(())
 }
