@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use switchyard_api::{
     ApiError, ChatChunk, ChatRequest, ChatResponse, Content, Delta, ErrorKind, Message, Role,
@@ -179,35 +180,20 @@ impl Spent {
     }
 }
 
-async fn complete(
-    gw: &Gateway,
+/// Asks the rung's model, then its fallbacks in order, until one answers.
+async fn first_answer<'g, T>(
+    gw: &'g Gateway,
     slot: &OutcomeSlot,
     rung: &str,
-    req: ChatRequest,
-    spent: Spent,
-) -> Result<Response, ErrorResponse> {
+    since: Instant,
+    ask: impl Fn(&'g Model) -> BoxFuture<'g, Result<T, ProviderError>>,
+) -> Result<(T, &'g Model), ErrorResponse> {
     let mut last = None;
-    let upstream_start = spent.since;
     for (i, model) in candidates(gw, rung).into_iter().enumerate() {
-        match model.provider.complete(&req).await {
-            Ok(resp) => {
+        match ask(model).await {
+            Ok(answer) => {
                 answered_by(slot, model, i == 0);
-                let usage = resp.usage.unwrap_or_default();
-                let mut o = slot.lock();
-                o.upstream_ms = Some(upstream_start.elapsed().as_secs_f64() * 1e3);
-                o.prompt_tokens = usage.prompt_tokens;
-                o.completion_tokens = usage.completion_tokens;
-                o.cost_usd = spent.cost_usd
-                    + model
-                        .price
-                        .cost(usage.prompt_tokens, usage.completion_tokens);
-                let body = serde_json::to_vec(&resp).map_err(|e| {
-                    ApiError::new(
-                        ErrorKind::Internal,
-                        format!("encoding the answer failed: {e}"),
-                    )
-                })?;
-                return Ok(json(body));
+                return Ok((answer, model));
             }
             Err(e) => {
                 let next = attempt_failed(slot, model, &e);
@@ -218,8 +204,37 @@ async fn complete(
             }
         }
     }
-    slot.lock().upstream_ms = Some(upstream_start.elapsed().as_secs_f64() * 1e3);
+    slot.lock().upstream_ms = Some(since.elapsed().as_secs_f64() * 1e3);
     Err(last.map(failure).unwrap_or_else(|| no_model(rung)))
+}
+
+async fn complete(
+    gw: &Gateway,
+    slot: &OutcomeSlot,
+    rung: &str,
+    req: ChatRequest,
+    spent: Spent,
+) -> Result<Response, ErrorResponse> {
+    let (resp, model) =
+        first_answer(gw, slot, rung, spent.since, |m| m.provider.complete(&req)).await?;
+    let usage = resp.usage.unwrap_or_default();
+    {
+        let mut o = slot.lock();
+        o.upstream_ms = Some(spent.since.elapsed().as_secs_f64() * 1e3);
+        o.prompt_tokens = usage.prompt_tokens;
+        o.completion_tokens = usage.completion_tokens;
+        o.cost_usd = spent.cost_usd
+            + model
+                .price
+                .cost(usage.prompt_tokens, usage.completion_tokens);
+    }
+    let body = serde_json::to_vec(&resp).map_err(|e| {
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("encoding the answer failed: {e}"),
+        )
+    })?;
+    Ok(json(body))
 }
 
 fn no_model(rung: &str) -> ErrorResponse {
@@ -245,25 +260,9 @@ async fn stream(
     req: ChatRequest,
     spent: Spent,
 ) -> Result<Response, ErrorResponse> {
-    let mut last = None;
-    let upstream_start = spent.since;
-    for (i, model) in candidates(gw, rung).into_iter().enumerate() {
-        match model.provider.stream(&req).await {
-            Ok(chunks) => {
-                answered_by(slot, model, i == 0);
-                return Ok(sse(chunks, slot, model, &req, spent));
-            }
-            Err(e) => {
-                let next = attempt_failed(slot, model, &e);
-                last = Some(e);
-                if !next {
-                    break;
-                }
-            }
-        }
-    }
-    slot.lock().upstream_ms = Some(upstream_start.elapsed().as_secs_f64() * 1e3);
-    Err(last.map(failure).unwrap_or_else(|| no_model(rung)))
+    let (chunks, model) =
+        first_answer(gw, slot, rung, spent.since, |m| m.provider.stream(&req)).await?;
+    Ok(sse(chunks, slot, model, &req, spent))
 }
 
 fn sse(
