@@ -12,6 +12,7 @@
 //! 5. the learned score: above its threshold, the strong model;
 //! 6. the default model.
 
+pub mod confidence;
 pub mod data;
 pub mod eval;
 pub mod learned;
