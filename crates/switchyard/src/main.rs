@@ -1,5 +1,6 @@
 //! The `switchyard` command line: a thin shell over `switchyard-server`.
 
+mod calibrate;
 mod chat;
 mod offline;
 
@@ -44,6 +45,8 @@ enum Command {
     Train(offline::TrainArgs),
     /// Replay labelled data through a learned router and the baselines: APGR, CPT, a plot.
     Eval(offline::EvalArgs),
+    /// Fit the cascade's confidence calibration: run a local model over labelled questions.
+    Calibrate(calibrate::Args),
 }
 
 const EXAMPLE: &str = include_str!("switchyard.example.toml");
@@ -158,6 +161,7 @@ async fn main() -> Result<()> {
         Command::Chat(args) => chat::run(args).await,
         Command::Train(args) => offline::train(args),
         Command::Eval(args) => offline::eval(args),
+        Command::Calibrate(args) => calibrate::run(args).await,
     }
 }
 
