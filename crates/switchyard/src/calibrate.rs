@@ -43,6 +43,9 @@ pub struct Args {
     /// prompts dominate the run time); 0 keeps every question.
     #[arg(long, default_value_t = 0)]
     max_chars: usize,
+    /// How the model is asked to answer: the letter of a shown choice, or free text.
+    #[arg(long, value_enum, default_value_t = Format::Letter)]
+    format: Format,
     /// Token limit of each answer.
     #[arg(long, default_value_t = 8)]
     max_tokens: u32,
@@ -87,7 +90,10 @@ struct Question {
 const LETTERS: [char; 4] = ['A', 'B', 'C', 'D'];
 
 /// The prompt, as `data` in the calibration's metadata describes it.
-fn prompt(q: &Question) -> String {
+fn prompt(q: &Question, format: Format) -> String {
+    if format == Format::Text {
+        return format!("{}\nAnswer with the answer only.", q.question.trim());
+    }
     let mut p = format!("{}\n\n", q.question.trim());
     for (letter, choice) in LETTERS.iter().zip(&q.choices) {
         p.push_str(&format!("{letter}. {}\n", choice.trim()));
@@ -173,19 +179,50 @@ pub fn parse_letter(answer: &str, choices: &[String; 4]) -> Option<usize> {
     if let [only] = words[..] {
         return Some(only);
     }
-    let hits: Vec<usize> = choices
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| {
-            let c = c.trim().to_lowercase();
-            !c.is_empty() && lower.contains(&c)
-        })
-        .map(|(i, _)| i)
+    let hits: Vec<usize> = (0..choices.len())
+        .filter(|&i| first_mention(&lower, &choices[i]).is_some())
         .collect();
     match hits[..] {
         [only] => Some(only),
         _ => None,
     }
+}
+
+/// Where `choice` first occurs in `lower` (already lowercased) as a whole: not inside a longer
+/// word or number.
+fn first_mention(lower: &str, choice: &str) -> Option<usize> {
+    let choice = choice.trim().to_lowercase();
+    if choice.is_empty() {
+        return None;
+    }
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    lower.match_indices(&choice).map(|(at, _)| at).find(|&at| {
+        boundary(lower[..at].chars().next_back())
+            && boundary(lower[at + choice.len()..].chars().next())
+    })
+}
+
+/// The choice a free-text answer gives: the one it mentions first, after the first "=" if any
+/// (the model was asked for the answer only; a restated question is the exception). `None`
+/// when it mentions none.
+pub fn parse_text(answer: &str, choices: &[String; 4]) -> Option<usize> {
+    // "7 * 3 = 21": a restated question is not the answer; what follows "=" is.
+    let answer = answer.split_once('=').map_or(answer, |(_, rest)| rest);
+    let lower = answer.to_lowercase();
+    (0..choices.len())
+        .filter_map(|i| first_mention(&lower, &choices[i]).map(|at| (at, i)))
+        .min()
+        .map(|(_, i)| i)
+}
+
+/// How the model is asked to answer.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The choices are shown as "A. …" lines; the model answers with a letter.
+    Letter,
+    /// The choices are not shown; the model answers in its own words, and the answer is good
+    /// when the first choice it mentions is the gold one (for short factual answers).
+    Text,
 }
 
 /// The server's conversion of an engine token (see switchyard-server's local provider).
@@ -219,6 +256,7 @@ async fn answer(
     index: usize,
     prompt: String,
     choices: [String; 4],
+    format: Format,
     max_tokens: u32,
 ) -> Result<Answered> {
     let mut generation = engine.generate(GenerateRequest {
@@ -241,7 +279,10 @@ async fn answer(
             None => bail!("the engine stopped without finishing the answer"),
         }
     };
-    let letter = parse_letter(&text, &choices);
+    let letter = match format {
+        Format::Letter => parse_letter(&text, &choices),
+        Format::Text => parse_text(&text, &choices),
+    };
     Ok(Answered {
         index,
         text,
@@ -301,8 +342,9 @@ pub async fn run(args: Args) -> Result<()> {
         tasks.spawn(answer(
             engine.clone(),
             i,
-            prompt(q),
+            prompt(q, args.format),
             q.choices.clone(),
+            args.format,
             args.max_tokens,
         ));
     };
@@ -377,16 +419,25 @@ pub async fn run(args: Args) -> Result<()> {
     calibration.metadata = confidence::CalibrationMetadata {
         model,
         data: format!(
-            "{data}: {n} multiple-choice questions{} drawn with seed {}, asked as the question, \
-             the choices as \"A. …\" lines and \"Answer with the letter of the correct choice \
-             (A, B, C or D) only.\"; greedy, at most {} tokens, top 5 logprobs; an answer is \
-             good when its parsed letter is the gold one",
+            "{data}: {n} multiple-choice questions{} drawn with seed {}, {}; greedy, at most {} \
+             tokens, top 5 logprobs",
             if args.max_chars > 0 {
                 format!(" of at most {} characters", args.max_chars)
             } else {
                 String::new()
             },
             args.seed,
+            match args.format {
+                Format::Letter => {
+                    "asked as the question, the choices as \"A. …\" lines and \"Answer with \
+                     the letter of the correct choice (A, B, C or D) only.\"; an answer is good \
+                     when its parsed letter is the gold one"
+                }
+                Format::Text => {
+                    "asked as the question and \"Answer with the answer only.\" (choices not \
+                     shown); an answer is good when the first choice it mentions is the gold one"
+                }
+            },
             args.max_tokens
         ),
         n,
@@ -429,7 +480,7 @@ fn report(
     let m = &c.metadata;
     println!(
         "{}: {} answered ({} train, {} held out; {junk} junk rows skipped, {failed} failed, \
-         {unparsed} answers without a letter counted wrong)",
+         {unparsed} answers naming no choice counted wrong)",
         m.model, m.n, m.n_train, m.n_test
     );
     println!("small-model accuracy      {:.3}", m.accuracy);
@@ -501,7 +552,7 @@ fn write_records(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_letter;
+    use super::{parse_letter, parse_text};
 
     fn choices() -> [String; 4] {
         ["Paris", "London", "Berlin", "Madrid"].map(String::from)
@@ -521,11 +572,25 @@ mod tests {
             ("I think it's B because", Some(1)),
             ("Berlin", Some(2)),
             ("The capital is Madrid.", Some(3)),
-            ("A or B", None),
+            ("either A or B", None),
             ("I don't know", None),
             ("", None),
         ] {
             assert_eq!(parse_letter(answer, &c), letter, "{answer:?}");
         }
+    }
+
+    #[test]
+    fn a_free_text_answer_gives_the_first_choice_it_mentions_as_a_whole_word() {
+        let numbers = ["16", "6", "160", "18"].map(String::from);
+        assert_eq!(parse_text("16", &numbers), Some(0));
+        assert_eq!(parse_text("The answer is 160.", &numbers), Some(2));
+        assert_eq!(parse_text("6, not 18", &numbers), Some(1));
+        assert_eq!(parse_text("1600", &numbers), None);
+        assert_eq!(parse_text("10 + 6 = 16", &numbers), Some(0));
+        assert_eq!(
+            parse_text("The capital of Spain is Madrid", &choices()),
+            Some(3)
+        );
     }
 }
