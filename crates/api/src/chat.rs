@@ -518,9 +518,9 @@ mod tests {
 
     #[test]
     fn error_body_has_openai_shape() {
-        let body =
-            serde_json::to_value(ApiError::new(crate::ErrorKind::NotFound, "no such model").body())
-                .unwrap();
+        let err =
+            ApiError::new(crate::ErrorKind::NotFound, "no such model").with_code("model_not_found");
+        let body = serde_json::to_value(err.body()).unwrap();
         assert_eq!(body["error"]["type"], "invalid_request_error");
         assert_eq!(body["error"]["code"], "model_not_found");
         assert_eq!(body["error"]["message"], "no such model");

@@ -83,10 +83,11 @@ async fn signals(
     headers: &HeaderMap,
     conversation: Option<&str>,
 ) -> Result<Signals, ApiError> {
-    let mut s = Signals::from_request(req);
     if req.model != AUTO {
-        return Ok(s);
+        // A named model bypasses the router: nothing to look at.
+        return Ok(Signals::default());
     }
+    let mut s = Signals::from_request(req);
     for name in &gw.metadata_headers {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             s.metadata.insert(name.as_str().to_owned(), v.to_owned());

@@ -29,7 +29,7 @@ use switchyard_store::RequestLog;
 
 pub use config::{Config, ConfigError, ModelConfig};
 pub use gateway::{BuildError, Gateway, LocalLoader, Model};
-pub use local::load_local;
+pub use local::{load_local, token_logprob};
 pub use record::{COST, MODEL, REQUEST_ID, ROUTE, SCORES};
 
 use auth::ApiKeys;

@@ -92,7 +92,8 @@ fn engine_error(model: &str, e: EngineError) -> ProviderError {
     }
 }
 
-fn token_logprob(t: &Token) -> TokenLogprob {
+/// An engine token in OpenAI's logprobs shape.
+pub fn token_logprob(t: &Token) -> TokenLogprob {
     TokenLogprob {
         token: String::from_utf8_lossy(&t.bytes).into_owned(),
         logprob: t.logprob,

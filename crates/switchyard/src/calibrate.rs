@@ -14,10 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Deserialize;
-use switchyard_api::{TokenLogprob, TopLogprob};
-use switchyard_engine::{
-    ChatTurn, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Token,
-};
+use switchyard_engine::{ChatTurn, Engine, EngineConfig, Event, FinishReason, GenerateRequest};
 use switchyard_router::confidence::{self, AnswerSignals, Calibration, Feature, FitOptions};
 use tokio::task::JoinSet;
 
@@ -225,24 +222,6 @@ pub enum Format {
     Text,
 }
 
-/// The server's conversion of an engine token (see switchyard-server's local provider).
-fn token_logprob(t: &Token) -> TokenLogprob {
-    TokenLogprob {
-        token: String::from_utf8_lossy(&t.bytes).into_owned(),
-        logprob: t.logprob,
-        bytes: Some(t.bytes.clone()),
-        top_logprobs: t
-            .top_logprobs
-            .iter()
-            .map(|(token, logprob)| TopLogprob {
-                token: token.clone(),
-                logprob: *logprob,
-                bytes: Some(token.as_bytes().to_vec()),
-            })
-            .collect(),
-    }
-}
-
 /// One answered question.
 struct Answered {
     index: usize,
@@ -272,7 +251,7 @@ async fn answer(
         match generation.events.recv().await {
             Some(Event::Token(t)) => {
                 text.push_str(&t.text);
-                logprobs.push(token_logprob(&t));
+                logprobs.push(switchyard_server::token_logprob(&t));
             }
             Some(Event::Done { finish_reason, .. }) => break finish_reason == FinishReason::Length,
             Some(Event::Failed(e)) => return Err(e.into()),

@@ -20,6 +20,10 @@ pub struct Args {
     /// The model to ask for: a configured name, or "auto" for the router.
     #[arg(long, default_value = "auto")]
     model: String,
+    /// Sampling temperature; 0 (the default here) answers deterministically, so the same
+    /// question shows the same answer and decision.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
     /// Longest answer, in tokens.
     #[arg(long, default_value_t = 256)]
     max_tokens: u32,
@@ -56,6 +60,7 @@ async fn ask(base: &str, args: &Args) -> Result<()> {
         "model": args.model,
         "messages": [{"role": "user", "content": args.question}],
         "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
     });
     let mut req = reqwest::Client::new()
         .post(format!("{base}/v1/chat/completions"))
