@@ -229,13 +229,7 @@ async fn complete(
                 .price
                 .cost(usage.prompt_tokens, usage.completion_tokens);
     }
-    let body = serde_json::to_vec(&resp).map_err(|e| {
-        ApiError::new(
-            ErrorKind::Internal,
-            format!("encoding the answer failed: {e}"),
-        )
-    })?;
-    Ok(json(body))
+    json(&resp)
 }
 
 fn no_model(rung: &str) -> ErrorResponse {
@@ -245,13 +239,19 @@ fn no_model(rung: &str) -> ErrorResponse {
     ))
 }
 
-fn json(body: Vec<u8>) -> Response {
+fn json(resp: &ChatResponse) -> Result<Response, ErrorResponse> {
+    let body = serde_json::to_vec(resp).map_err(|e| {
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("encoding the answer failed: {e}"),
+        )
+    })?;
     let mut resp = Body::from(body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    resp
+    Ok(resp)
 }
 
 async fn stream(
@@ -372,13 +372,7 @@ async fn cascade(
             };
             return Ok(sse(replay(resp), slot, model, &req, before));
         }
-        let body = serde_json::to_vec(&resp).map_err(|e| {
-            ApiError::new(
-                ErrorKind::Internal,
-                format!("encoding the answer failed: {e}"),
-            )
-        })?;
-        return Ok(json(body));
+        return json(&resp);
     }
     if req.is_stream() {
         stream(gw, slot, last, req, spent).await
