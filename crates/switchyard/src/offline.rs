@@ -355,6 +355,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
             args.holdout_groups.len()
         );
     }
+    // The embedding cache lives next to the model file, so its folder must exist first.
+    if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let embeddings = embed_all(&args.data, Some(cache_next_to(&args.out)), &texts)?;
     let opts = TrainOptions {
@@ -391,9 +395,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
             ""
         };
         println!("  {:<28} {:.4}{mark}", c.name, c.cv_apgr);
-    }
-    if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     router.save(&args.out)?;
     println!(

@@ -53,7 +53,8 @@ fn run(cmd: &mut Command) -> String {
 #[test]
 fn train_then_eval_on_held_out_subjects_reports_routellm_metrics_and_baselines() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("router.json");
+    // A folder that does not exist yet: train makes it (the embedding cache goes there too).
+    let model = dir.path().join("routers").join("router.json");
     let plot = dir.path().join("curves.svg");
     let contaminated = data_dir().join("contaminated_prompts.jsonl");
 
@@ -77,7 +78,11 @@ fn train_then_eval_on_held_out_subjects_reports_routellm_metrics_and_baselines()
     assert!(out.contains("cross-validation"), "{out}");
     assert!(out.contains("<- chosen"), "{out}");
     assert!(model.is_file());
-    assert!(dir.path().join("embeddings.cache").is_file());
+    assert!(dir
+        .path()
+        .join("routers")
+        .join("embeddings.cache")
+        .is_file());
 
     let mut eval = switchyard();
     eval.args(["eval", "--data"]);
