@@ -35,6 +35,16 @@ pub struct Example {
     pub group: String,
 }
 
+impl Example {
+    /// What replaying a router over this example needs: the two models' qualities.
+    pub fn outcome(&self) -> crate::eval::Outcome {
+        crate::eval::Outcome {
+            weak: self.weak,
+            strong: self.strong,
+        }
+    }
+}
+
 /// Why labelled data could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {

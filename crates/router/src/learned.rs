@@ -657,13 +657,7 @@ pub fn train(
     }
     let labels: Vec<f32> = examples.iter().map(|e| opts.target.label(e)).collect();
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let outcomes: Vec<Outcome> = examples
-        .iter()
-        .map(|e| Outcome {
-            weak: e.weak,
-            strong: e.strong,
-        })
-        .collect();
+    let outcomes: Vec<Outcome> = examples.iter().map(Example::outcome).collect();
     let (fold_of, nfolds) = folds(examples, opts.folds, opts.seed);
 
     let mut configs = Vec::new();

@@ -438,13 +438,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         .zip(&texts)
         .map(|(v, t)| router.score(v, t))
         .collect();
-    let outcomes: Vec<Outcome> = examples
-        .iter()
-        .map(|e| Outcome {
-            weak: e.weak,
-            strong: e.strong,
-        })
-        .collect();
+    let outcomes: Vec<Outcome> = examples.iter().map(Example::outcome).collect();
     let report = eval::report(&scores, &texts, &outcomes, args.points)?;
     let at_threshold =
         scores.iter().filter(|s| router.prefers_strong(**s)).count() as f64 / scores.len() as f64;
