@@ -3,14 +3,9 @@
 
 mod common;
 
-use common::{start_with, upstream};
+use common::{models_dir, start_with, upstream};
 use serde_json::{json, Value};
 use switchyard_mock::{MockConfig, ANSWER};
-
-fn models_dir() -> String {
-    std::env::var("SWITCHYARD_MODELS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned())
-}
 
 /// tiny (local) → large (mock), cascading on every request at `threshold`.
 async fn gateway(threshold: f64) -> (common::Running, switchyard_mock::MockHandle) {

@@ -2,13 +2,8 @@
 
 mod common;
 
-use common::start_with;
+use common::{models_dir, start_with};
 use serde_json::{json, Value};
-
-fn models_dir() -> String {
-    std::env::var("SWITCHYARD_MODELS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned())
-}
 
 fn tiny() -> String {
     format!(

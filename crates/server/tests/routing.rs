@@ -3,21 +3,9 @@
 
 mod common;
 
-use common::{start_with, upstream};
+use common::{models_dir, no_local, start_with, upstream};
 use serde_json::{json, Value};
 use switchyard_mock::MockConfig;
-
-fn models_dir() -> String {
-    std::env::var("SWITCHYARD_MODELS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned())
-}
-
-fn no_local(
-    name: &str,
-    _: &switchyard_server::ModelConfig,
-) -> Result<std::sync::Arc<dyn switchyard_providers::Provider>, String> {
-    Err(format!("no local model {name} in this test"))
-}
 
 async fn ask(
     gw: &common::Running,

@@ -16,11 +16,18 @@ pub struct Running {
     _dir: tempfile::TempDir,
 }
 
-fn no_local(
+/// A local loader for configs that have no local model.
+pub fn no_local(
     name: &str,
     _: &switchyard_server::ModelConfig,
 ) -> Result<std::sync::Arc<dyn switchyard_providers::Provider>, String> {
     Err(format!("test config has local model {name}"))
+}
+
+/// The models folder scripts/fetch-models.sh fills.
+pub fn models_dir() -> String {
+    std::env::var("SWITCHYARD_MODELS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned())
 }
 
 pub async fn start(config: &str) -> Running {
