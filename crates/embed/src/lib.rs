@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationParams};
 
 mod bert;
+#[cfg(target_arch = "x86_64")]
+mod int8;
 
 const MODEL_NAME: &str = "all-MiniLM-L6-v2";
 const MAX_SEQ_LEN: usize = 256;
@@ -25,6 +27,35 @@ pub enum EmbedError {
     Tokenize(String),
     #[error("embedding inference failed: {0}")]
     Inference(String),
+    #[error(
+        "{0:?} embeddings need a CPU with AVX-512 VNNI, which this one lacks; use Precision::F32"
+    )]
+    Unsupported(Precision),
+}
+
+/// The arithmetic the encoder's dense layers run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// The model's own f32 weights: bit-for-bit the reference computation, up to summation order.
+    F32,
+    /// Weights per column and activations per row in 8 bits, on AVX-512 VNNI: about twice as fast;
+    /// vectors keep a cosine similarity above 0.99 to the f32 ones.
+    Int8,
+}
+
+impl Precision {
+    /// Int8 where the CPU has AVX-512 VNNI, f32 elsewhere.
+    pub fn fastest() -> Precision {
+        #[cfg(target_arch = "x86_64")]
+        if int8::available() {
+            return Precision::Int8;
+        }
+        Precision::F32
+    }
+
+    fn available(self) -> bool {
+        self == Precision::F32 || Precision::fastest() == Precision::Int8
+    }
 }
 
 /// Sentence vectors and the number of input tokens that produced them.
@@ -38,6 +69,7 @@ pub struct Embeddings {
 pub struct Embedder {
     tokenizer: Tokenizer,
     model: bert::Bert,
+    precision: Precision,
 }
 
 fn corrupt(path: &Path, reason: impl ToString) -> EmbedError {
@@ -61,8 +93,17 @@ fn existing(dir: &Path, name: &str) -> Result<PathBuf, EmbedError> {
 }
 
 impl Embedder {
-    /// Load `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
+    /// Load `config.json`, `tokenizer.json` and `model.safetensors` from `dir`, to run in the
+    /// [fastest](Precision::fastest) precision this CPU has.
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
+        Embedder::load_with(dir, Precision::fastest())
+    }
+
+    /// Load as [`Embedder::load`], in the given precision.
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<Embedder, EmbedError> {
+        if !precision.available() {
+            return Err(EmbedError::Unsupported(precision));
+        }
         let config_path = existing(dir, "config.json")?;
         let tokenizer_path = existing(dir, "tokenizer.json")?;
         let weights_path = existing(dir, "model.safetensors")?;
@@ -83,13 +124,23 @@ impl Embedder {
             .map_err(|e| corrupt(&tokenizer_path, e))?;
 
         let weights = std::fs::read(&weights_path).map_err(|e| corrupt(&weights_path, e))?;
-        let model = bert::Bert::load(&config, &weights).map_err(|e| corrupt(&weights_path, e))?;
-        Ok(Embedder { tokenizer, model })
+        let model = bert::Bert::load(&config, &weights, precision)
+            .map_err(|e| corrupt(&weights_path, e))?;
+        Ok(Embedder {
+            tokenizer,
+            model,
+            precision,
+        })
     }
 
     /// The model's name, as reported to API clients.
     pub fn model_name(&self) -> &str {
         MODEL_NAME
+    }
+
+    /// The arithmetic this embedder runs in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Length of every vector [`Embedder::embed`] returns.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use switchyard_embed::{EmbedError, Embedder};
+use switchyard_embed::{EmbedError, Embedder, Precision};
 
 fn model_dir() -> PathBuf {
     std::env::var_os("SWITCHYARD_MODELS")
@@ -15,6 +15,11 @@ fn model_dir() -> PathBuf {
 fn embedder() -> &'static Embedder {
     static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
     EMBEDDER.get_or_init(|| Embedder::load(&model_dir()).expect("load all-MiniLM-L6-v2"))
+}
+
+fn f32_embedder() -> &'static Embedder {
+    static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
+    EMBEDDER.get_or_init(|| Embedder::load_with(&model_dir(), Precision::F32).expect("load f32"))
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -111,10 +116,37 @@ fn matches_reference_implementation() {
         ),
     ];
     for (text, want) in cases {
-        let got = one(text);
+        let got = f32_embedder()
+            .embed(&[text])
+            .expect("embed")
+            .vectors
+            .remove(0);
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 1e-4, "{text:?}: {g} vs {w}");
         }
+    }
+}
+
+#[test]
+fn int8_vectors_stay_close_to_f32_ones() {
+    if Precision::fastest() != Precision::Int8 {
+        eprintln!("skipped: this CPU has no AVX-512 VNNI, so int8 is never used");
+        return;
+    }
+    assert_eq!(embedder().precision(), Precision::Int8);
+    let texts = [
+        "A man is eating food.",
+        "How do I reset my password if I no longer have access to my email?",
+        "The quarterly report shows that customer support tickets about billing errors dropped \
+         sharply after the new invoice system launched.",
+        "fn main() { println!(\"hello\"); }",
+        "Quelle est la capitale de la France ?",
+    ];
+    let int8 = embedder().embed(&texts).expect("int8").vectors;
+    let f32 = f32_embedder().embed(&texts).expect("f32").vectors;
+    for ((text, a), b) in texts.iter().zip(&int8).zip(&f32) {
+        let c = cosine(a, b);
+        assert!(c > 0.99, "{text:?}: cosine(int8, f32) = {c}");
     }
 }
 
