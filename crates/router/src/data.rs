@@ -33,6 +33,18 @@ pub struct Example {
     pub strong: f64,
     /// Where it came from (file stem or the JSONL `group` field), for held-out splits.
     pub group: String,
+    /// Features computed when the example was served (request-log rows, which keep no
+    /// text): used as they are instead of embedding `text` and computing its cheap features.
+    pub features: Option<Features>,
+}
+
+/// A conversation's features as the learned router sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    /// The [`crate::learned::EMBEDDER`] vector.
+    pub embedding: Vec<f32>,
+    /// [`crate::learned::cheap_features`] of the conversation.
+    pub cheap: [f32; 6],
 }
 
 impl Example {
@@ -61,7 +73,7 @@ pub enum DataError {
         message: String,
     },
     #[error(
-        "{path}: unsupported file type (expected .csv or .jsonl, or a directory holding them)"
+        "{path}: unsupported file type (expected .csv or .jsonl, a directory holding them, or a switchyard request log in SQLite)"
     )]
     UnsupportedType { path: PathBuf },
 }
@@ -246,6 +258,7 @@ pub fn load_csv(path: &Path, pair: &ModelPair) -> Result<Vec<Example>, DataError
             weak: quality(weak, &pair.weak)?,
             strong: quality(strong, &pair.strong)?,
             group: group.clone(),
+            features: None,
         });
     }
     Ok(out)
@@ -312,6 +325,7 @@ pub fn load_jsonl(path: &Path, pair: &ModelPair) -> Result<Vec<Example>, DataErr
             weak: score(&pair.weak)?,
             strong: score(&pair.strong)?,
             group: line.group.unwrap_or_else(|| default_group.clone()),
+            features: None,
         });
     }
     Ok(out)

@@ -266,17 +266,21 @@ fn weighted_mean(neighbours: &[(f32, f32)], k: usize) -> f64 {
 }
 
 impl Logreg {
-    fn features(&self, embedding: &[f32], text: &str) -> Vec<f32> {
+    fn features(&self, embedding: &[f32], cheap: &[f32; 6]) -> Vec<f32> {
         let mut x: Vec<f32> = embedding.iter().copied().take(self.dims).collect();
         x.resize(self.dims, 0.0);
         if self.cheap {
-            x.extend(cheap_features(text));
+            x.extend(cheap);
         }
         x
     }
 
     fn score(&self, embedding: &[f32], text: &str) -> f64 {
-        let x = self.features(embedding, text);
+        self.score_features(embedding, &cheap_features(text))
+    }
+
+    fn score_features(&self, embedding: &[f32], cheap: &[f32; 6]) -> f64 {
+        let x = self.features(embedding, cheap);
         let z: f32 = x
             .iter()
             .zip(&self.mean)
@@ -386,6 +390,15 @@ impl LearnedRouter {
         match &self.scorer {
             Scorer::Knn(k) => k.score(embedding),
             Scorer::Logreg(l) => l.score(embedding, text),
+        }
+    }
+
+    /// The score of an example: from its [`Example::features`] when it carries them (rows of
+    /// the request log), else from `embedding` and its text.
+    pub fn score_example(&self, example: &Example, embedding: &[f32]) -> f64 {
+        match (&self.scorer, &example.features) {
+            (Scorer::Logreg(l), Some(f)) => l.score_features(embedding, &f.cheap),
+            _ => self.score(embedding, &example.text),
         }
     }
 
@@ -576,7 +589,13 @@ enum Config {
     Logreg { l2: f32, cheap: bool },
 }
 
-fn fit(config: Config, rows: &[&[f32]], texts: &[&str], labels: &[f32], dims: usize) -> Scorer {
+fn fit(
+    config: Config,
+    rows: &[&[f32]],
+    cheap_rows: &[[f32; 6]],
+    labels: &[f32],
+    dims: usize,
+) -> Scorer {
     match config {
         Config::Knn { k } => Scorer::Knn(Knn {
             k,
@@ -596,8 +615,8 @@ fn fit(config: Config, rows: &[&[f32]], texts: &[&str], labels: &[f32], dims: us
             };
             let feats: Vec<Vec<f32>> = rows
                 .iter()
-                .zip(texts)
-                .map(|(r, t)| tmp.features(r, t))
+                .zip(cheap_rows)
+                .map(|(r, c)| tmp.features(r, c))
                 .collect();
             Scorer::Logreg(Logreg::fit(&feats, labels, l2, cheap, dims))
         }
@@ -624,7 +643,8 @@ fn folds(examples: &[Example], folds: usize, seed: u64) -> (Vec<usize>, usize) {
 
 /// Train, choose the learner configuration by grouped cross-validation (APGR of out-of-fold
 /// scores), refit it on all the data and calibrate the threshold on its out-of-fold scores.
-/// `embeddings[i]` is the [`EMBEDDER`] vector of `examples[i].text`.
+/// `embeddings[i]` is the [`EMBEDDER`] vector of `examples[i].text` (or the one its
+/// [`Example::features`] carry); the cheap features come from those features too when given.
 pub fn train(
     examples: &[Example],
     embeddings: &[Vec<f32>],
@@ -656,7 +676,13 @@ pub fn train(
         ));
     }
     let labels: Vec<f32> = examples.iter().map(|e| opts.target.label(e)).collect();
-    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let cheap: Vec<[f32; 6]> = examples
+        .iter()
+        .map(|e| match &e.features {
+            Some(f) => f.cheap,
+            None => cheap_features(&e.text),
+        })
+        .collect();
     let outcomes: Vec<Outcome> = examples.iter().map(Example::outcome).collect();
     let (fold_of, nfolds) = folds(examples, opts.folds, opts.seed);
 
@@ -682,7 +708,7 @@ pub fn train(
             .iter()
             .map(|&i| embeddings[i].as_slice())
             .collect();
-        let tr_texts: Vec<&str> = train_idx.iter().map(|&i| texts[i]).collect();
+        let tr_cheap: Vec<[f32; 6]> = train_idx.iter().map(|&i| cheap[i]).collect();
         let tr_labels: Vec<f32> = train_idx.iter().map(|&i| labels[i]).collect();
         // kNN: one neighbour search at the largest k serves every k.
         let knn_cols: Vec<(usize, usize)> = configs
@@ -707,10 +733,10 @@ pub fn train(
         }
         for (c, cfg) in configs.iter().enumerate() {
             if let Config::Logreg { .. } = cfg {
-                let model = fit(*cfg, &rows, &tr_texts, &tr_labels, dims);
+                let model = fit(*cfg, &rows, &tr_cheap, &tr_labels, dims);
                 for &i in &val_idx {
                     oof[c][i] = match &model {
-                        Scorer::Logreg(l) => l.score(&embeddings[i], texts[i]),
+                        Scorer::Logreg(l) => l.score_features(&embeddings[i], &cheap[i]),
                         Scorer::Knn(k) => k.score(&embeddings[i]),
                     };
                 }
@@ -742,7 +768,7 @@ pub fn train(
     let best = *best;
 
     let all_rows: Vec<&[f32]> = embeddings.iter().map(Vec::as_slice).collect();
-    let scorer = fit(configs[best], &all_rows, &texts, &labels, dims);
+    let scorer = fit(configs[best], &all_rows, &cheap, &labels, dims);
     let mut sorted = oof[best].clone();
     sorted.sort_by(f64::total_cmp);
     let threshold = eval::quantile(&sorted, 1.0 - opts.target_large_share);
@@ -793,6 +819,7 @@ mod tests {
                 weak: if hard { 0.0 } else { 1.0 },
                 strong: 1.0,
                 group: format!("g{}", i % 4),
+                features: None,
             });
         }
         (ex, emb)
@@ -927,6 +954,7 @@ mod tests {
             weak,
             strong,
             group: String::new(),
+            features: None,
         };
         assert_eq!(Target::StrongBetter.label(&e(0.0, 1.0)), 1.0);
         assert_eq!(Target::StrongBetter.label(&e(0.0, 0.0)), 0.0);

@@ -16,6 +16,7 @@ pub mod confidence;
 pub mod data;
 pub mod eval;
 pub mod learned;
+pub mod logged;
 pub mod rules;
 pub mod signals;
 
@@ -337,7 +338,7 @@ impl Router {
         }
 
         if let (Some(l), Some(e)) = (&self.learned, embedding) {
-            let score = l.scorer.score(e, &s.conversation);
+            let score = l.scorer.score(e, s.learned_text());
             scores.insert("learned".into(), score);
             scores.insert("learned.threshold".into(), l.threshold);
             let (model, cmp) = if score >= l.threshold {

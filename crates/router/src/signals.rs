@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use switchyard_api::{ChatRequest, Role};
 
+use crate::data::Features;
+use crate::learned::cheap_features;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Signals {
     /// The whole conversation as text, one `role: text` line per message: multi-turn requests
@@ -62,6 +65,21 @@ impl Signals {
             user: req.user.clone(),
             ..Signals::default()
         }
+    }
+
+    /// The text the learned score reads its cheap features from.
+    pub fn learned_text(&self) -> &str {
+        &self.conversation
+    }
+
+    /// The learned router's features of this conversation, as `[router] record_features`
+    /// logs them: the embedding (none when it was not computed) and the cheap features of
+    /// [`Signals::learned_text`].
+    pub fn learned_features(&self) -> Option<Features> {
+        Some(Features {
+            embedding: self.embedding.clone()?,
+            cheap: cheap_features(self.learned_text()),
+        })
     }
 
     /// The text a semantic route or learned score should embed: the user's turns, newest last.

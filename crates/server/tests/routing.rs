@@ -126,6 +126,7 @@ async fn a_learned_score_sends_hard_questions_to_the_strong_model() {
             weak,
             strong,
             group: format!("g{}", i % 3),
+            features: None,
         })
         .collect();
     let embedder = switchyard_embed::Embedder::load(std::path::Path::new(&format!(
