@@ -16,6 +16,7 @@ use switchyard_api::{
 };
 use switchyard_providers::{ChunkStream, ProviderError};
 use switchyard_router::confidence::{AnswerSignals, Calibration};
+use switchyard_router::logged::Step as CascadeStep;
 use switchyard_router::{Decision, Signals, AUTO};
 
 use crate::config::Price;
@@ -50,6 +51,9 @@ pub async fn completions(
         o.route.clone_from(&decision.route);
         o.reason.clone_from(&decision.reason);
         o.scores.clone_from(&decision.scores);
+        if gw.record_features {
+            o.features = signals.learned_features();
+        }
     }
     if let Some(prompt) = &decision.system_prompt {
         put_system_prompt(&mut req, prompt);
@@ -99,7 +103,9 @@ async fn signals(
             .ok()
             .and_then(|mut c| c.get(id).cloned());
     }
-    if let (true, Some(embedder)) = (gw.router.needs_embedding(), &gw.embedder) {
+    // Computed once, for the router and, when features are recorded, for the log.
+    let wanted = gw.router.needs_embedding() || gw.record_features;
+    if let (true, Some(embedder)) = (wanted, &gw.embedder) {
         let text = Signals::text_to_embed(req);
         let embedder = embedder.clone();
         // A few milliseconds of CPU: off the async workers.
@@ -321,9 +327,8 @@ async fn cascade(
             Ok(resp) => resp,
             Err(e) => {
                 tracing::warn!(model = %rung, error = %e, "cascade rung failed");
-                slot.lock()
-                    .reason
-                    .push_str(&format!("; cascade: {rung} failed, escalated"));
+                let step = CascadeStep::Failed.describe(rung);
+                slot.lock().reason.push_str(&format!("; {step}"));
                 continue;
             }
         };
@@ -336,22 +341,18 @@ async fn cascade(
         let keep = confidence.is_none_or(|p| p >= threshold);
         {
             let mut o = slot.lock();
-            match confidence {
+            let step = match confidence {
                 Some(p) => {
                     o.scores.insert(format!("confidence.{rung}"), p);
-                    let (cmp, what) = if keep {
-                        (">=", "kept")
-                    } else {
-                        ("<", "escalated")
-                    };
-                    o.reason.push_str(&format!(
-                        "; cascade: {rung} confidence {p:.2} {cmp} {threshold:.2}, {what}"
-                    ));
+                    CascadeStep::Judged {
+                        confidence: p,
+                        threshold,
+                        kept: keep,
+                    }
                 }
-                None => o.reason.push_str(&format!(
-                    "; cascade: {rung} gave no logprobs to judge, kept"
-                )),
-            }
+                None => CascadeStep::Unjudged,
+            };
+            o.reason.push_str(&format!("; {}", step.describe(rung)));
             if keep {
                 o.model.clone_from(rung);
                 o.upstream_ms = Some(spent.since.elapsed().as_secs_f64() * 1e3);

@@ -127,6 +127,11 @@ pub struct RouterConfig {
     pub calibration: Option<PathBuf>,
     /// A learned score (written by `switchyard train`) deciding between two models.
     pub learned: Option<LearnedConfig>,
+    /// Keep the learned router's features (the conversation's embedding and cheap text
+    /// features, never its text) with each `"model": "auto"` request's log row, so that
+    /// `switchyard train --data switchyard.db` can learn from the traffic. Needs [embeddings].
+    #[serde(default)]
+    pub record_features: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +154,7 @@ impl Default for RouterConfig {
             sticky_conversations: true,
             calibration: None,
             learned: None,
+            record_features: false,
         }
     }
 }
@@ -309,6 +315,12 @@ impl Config {
         if self.routes.iter().any(|r| !r.examples.is_empty()) && self.embeddings.is_none() {
             return Err(invalid(
                 "routes with `examples` need the sentence embedder: add an [embeddings] table"
+                    .into(),
+            ));
+        }
+        if self.router.record_features && self.embeddings.is_none() {
+            return Err(invalid(
+                "[router] record_features = true needs the sentence embedder the features come from: add an [embeddings] table"
                     .into(),
             ));
         }
@@ -525,6 +537,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("colour") && err.contains("line 6"), "{err}");
+    }
+
+    #[test]
+    fn record_features_is_off_by_default_and_needs_the_embedder() {
+        assert!(!parse(UPSTREAM).unwrap().router.record_features);
+        let err = parse(&format!("[router]\nrecord_features = true\n{UPSTREAM}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("record_features") && err.contains("[embeddings]"),
+            "{err}"
+        );
+        let c = parse(&format!(
+            "[router]\nrecord_features = true\n[embeddings]\npath = \"models/all-MiniLM-L6-v2\"\n{UPSTREAM}"
+        ))
+        .unwrap();
+        assert!(c.router.record_features);
     }
 
     #[test]

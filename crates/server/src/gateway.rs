@@ -38,6 +38,8 @@ pub struct Gateway {
     pub metadata_headers: Vec<HeaderName>,
     /// Turns a cascade rung's logprobs into P(its answer is good).
     pub calibration: Calibration,
+    /// Log the learned router's features of each routed request (`[router] record_features`).
+    pub record_features: bool,
 }
 
 /// How many conversations the gateway remembers the model of.
@@ -177,6 +179,7 @@ impl Gateway {
             }
             None => Calibration::builtin(),
         };
+        let record_features = config.router.record_features && embedder.is_some();
         Ok(Gateway {
             models,
             router,
@@ -184,6 +187,7 @@ impl Gateway {
             conversations,
             metadata_headers,
             calibration,
+            record_features,
         })
     }
 }

@@ -11,6 +11,7 @@ mod body;
 mod chat;
 mod embeddings;
 mod error;
+mod feedback;
 mod gateway;
 mod local;
 mod metrics;
@@ -91,6 +92,10 @@ impl Server {
                 post(embeddings::embeddings).with_state(embedding_model),
             )
             .route("/models", get(models).with_state(listing))
+            .route(
+                "/feedback",
+                post(feedback::feedback).with_state(log.clone()),
+            )
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
             .layer(middleware::from_fn_with_state(keys, auth::require_key))
@@ -161,7 +166,7 @@ async fn not_found(uri: axum::http::Uri) -> ErrorResponse {
         ApiError::new(
             ErrorKind::NotFound,
             format!(
-                "no endpoint at {uri}; Switchyard serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /healthz and GET /metrics"
+                "no endpoint at {uri}; Switchyard serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, POST /v1/feedback, GET /healthz and GET /metrics"
             ),
         )
         .with_code("unknown_url"),

@@ -48,6 +48,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// A failure after a stream's 200 was sent, which the log should show as such.
     pub failed_status: Option<u16>,
+    /// The learned router's features of the conversation, when `[router] record_features`.
+    pub features: Option<switchyard_router::data::Features>,
 }
 
 /// Shared between the handler (and its response stream) and the record layer.
@@ -214,6 +216,8 @@ impl Drop for RowOnDrop {
             error: o.error,
             scores: (!o.scores.is_empty())
                 .then(|| serde_json::to_string(&o.scores).unwrap_or_default()),
+            cheap_features: o.features.as_ref().map(|f| f.cheap.to_vec()),
+            embedding: o.features.map(|f| f.embedding),
         });
     }
 }

@@ -4,6 +4,10 @@
 //! and a writer thread commits them in batches (one transaction per batch, WAL mode), so a
 //! request never waits on the disk. [`RequestLog::close`] drains the channel before it returns:
 //! a clean stop loses no row.
+//!
+//! Two tables: `requests`, one row per request (with, when `[router] record_features` is on,
+//! the router's features of the conversation: never its text), and `feedback`, the scores
+//! clients send for answers through `POST /v1/feedback`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -56,6 +60,24 @@ pub struct RequestRecord {
     /// The decision's numbers (similarities, learned score, cascade confidences) as a JSON
     /// object.
     pub scores: Option<String>,
+    /// The conversation's sentence embedding as the learned router sees it (only when
+    /// `[router] record_features` is on); stored as a little-endian f32 BLOB.
+    pub embedding: Option<Vec<f32>>,
+    /// The learned router's cheap text features of the conversation (same condition).
+    pub cheap_features: Option<Vec<f32>>,
+}
+
+/// One row of the `feedback` table: a client's verdict on an answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedbackRecord {
+    /// The `x-switchyard-request-id` of the answer rated. Not checked against `requests`
+    /// when written (rows are written in batches, off the request path).
+    pub request_id: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// 0 (bad) … 1 (good).
+    pub score: f64,
+    pub comment: Option<String>,
 }
 
 impl RequestRecord {
@@ -84,9 +106,19 @@ CREATE TABLE IF NOT EXISTS requests (
     upstream_latency_ms REAL,
     ttft_ms REAL,
     error TEXT,
-    scores TEXT
+    scores TEXT,
+    embedding BLOB,
+    cheap_features BLOB
 );
 CREATE INDEX IF NOT EXISTS requests_created_at ON requests(created_at_ms);
+CREATE TABLE IF NOT EXISTS feedback (
+    request_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    score REAL NOT NULL,
+    comment TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_request ON feedback(request_id);
 ";
 
 fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -107,7 +139,26 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Columns added after the first release, for logs written by an older version.
-const ADDED_COLUMNS: [(&str, &str); 1] = [("scores", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("scores", "TEXT"),
+    ("embedding", "BLOB"),
+    ("cheap_features", "BLOB"),
+];
+
+/// f32 values as a little-endian BLOB.
+fn to_blob(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A BLOB written by [`to_blob`]; none when its length is not a whole number of f32s.
+fn from_blob(bytes: &[u8]) -> Option<Vec<f32>> {
+    bytes.len().is_multiple_of(4).then(|| {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    })
+}
 
 fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('requests')")?;
@@ -124,6 +175,7 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
 
 enum Msg {
     Record(Box<RequestRecord>),
+    Feedback(Box<FeedbackRecord>),
     Close(oneshot::Sender<()>),
 }
 
@@ -152,6 +204,18 @@ impl RequestLog {
     pub async fn record(&self, record: RequestRecord) {
         if self.tx.send(Msg::Record(Box::new(record))).await.is_err() {
             tracing::error!("request log is closed; a row was not written");
+        }
+    }
+
+    /// Queues one feedback row, like [`RequestLog::record`].
+    pub async fn feedback(&self, feedback: FeedbackRecord) {
+        if self
+            .tx
+            .send(Msg::Feedback(Box::new(feedback)))
+            .await
+            .is_err()
+        {
+            tracing::error!("request log is closed; a feedback row was not written");
         }
     }
 
@@ -194,25 +258,28 @@ impl RequestLog {
 
 fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut feedback = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut close = None;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Record(r) => batch.push(r),
+                Msg::Feedback(f) => feedback.push(f),
                 Msg::Close(done) => {
                     close = Some(done);
                     break;
                 }
             }
-            if batch.len() < BATCH {
+            if batch.len() + feedback.len() < BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        if let Err(e) = insert(&mut conn, &batch) {
-            tracing::error!(rows = batch.len(), error = %e, "request log: writing a batch failed");
+        if let Err(e) = insert(&mut conn, &batch, &feedback) {
+            tracing::error!(rows = batch.len() + feedback.len(), error = %e, "request log: writing a batch failed");
         }
         batch.clear();
+        feedback.clear();
         if let Some(done) = close {
             rx.close();
             let _ = done.send(());
@@ -221,16 +288,21 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-fn insert(conn: &mut Connection, rows: &[Box<RequestRecord>]) -> Result<(), rusqlite::Error> {
-    if rows.is_empty() {
+fn insert(
+    conn: &mut Connection,
+    rows: &[Box<RequestRecord>],
+    feedback: &[Box<FeedbackRecord>],
+) -> Result<(), rusqlite::Error> {
+    if rows.is_empty() && feedback.is_empty() {
         return Ok(());
     }
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, created_at, created_at_ms, requested_model, model, route, status, stream,
-                prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores)
-             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores,
+                embedding, cheap_features)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -249,7 +321,16 @@ fn insert(conn: &mut Connection, rows: &[Box<RequestRecord>]) -> Result<(), rusq
                 r.ttft_ms,
                 r.error,
                 r.scores,
+                r.embedding.as_deref().map(to_blob),
+                r.cheap_features.as_deref().map(to_blob),
             ])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO feedback (request_id, created_at, created_at_ms, score, comment)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4)",
+        )?;
+        for f in feedback {
+            stmt.execute(params![f.request_id, f.created_at_ms, f.score, f.comment])?;
         }
     }
     tx.commit()
@@ -257,14 +338,28 @@ fn insert(conn: &mut Connection, rows: &[Box<RequestRecord>]) -> Result<(), rusq
 
 /// Reads the request log, oldest first: for tools, reports and tests.
 pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, StoreError> {
+    let mut out = Vec::new();
+    scan_requests(path, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// Hands every row of the request log to `each`, oldest first, one at a time (a log with
+/// features holds about 1.5 kB per row: no need to hold them all).
+pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result<(), StoreError> {
     let conn = open(path)?;
     let mut stmt = conn.prepare(
         "SELECT id, created_at_ms, requested_model, model, route, status, stream, prompt_tokens, completion_tokens,
-                cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores
+                cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores, embedding, cheap_features
          FROM requests ORDER BY created_at_ms, rowid",
     )?;
-    let rows = stmt.query_map([], |row| {
-        Ok(RequestRecord {
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let blob = |i: usize| -> Result<Option<Vec<f32>>, rusqlite::Error> {
+            Ok(row
+                .get::<_, Option<Vec<u8>>>(i)?
+                .and_then(|b| from_blob(&b)))
+        };
+        each(RequestRecord {
             id: row.get(0)?,
             created_at_ms: row.get(1)?,
             requested_model: row.get(2)?,
@@ -280,6 +375,25 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, StoreError> {
             ttft_ms: row.get(12)?,
             error: row.get(13)?,
             scores: row.get(14)?,
+            embedding: blob(15)?,
+            cheap_features: blob(16)?,
+        });
+    }
+    Ok(())
+}
+
+/// Reads the feedback table, oldest first.
+pub fn read_feedback(path: &Path) -> Result<Vec<FeedbackRecord>, StoreError> {
+    let conn = open(path)?;
+    let mut stmt = conn.prepare(
+        "SELECT request_id, created_at_ms, score, comment FROM feedback ORDER BY created_at_ms, rowid",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(FeedbackRecord {
+            request_id: row.get(0)?,
+            created_at_ms: row.get(1)?,
+            score: row.get(2)?,
+            comment: row.get(3)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -353,6 +467,91 @@ mod tests {
             read_requests(&path).unwrap()[0].scores.as_deref(),
             Some("{\"learned\":0.7}")
         );
+    }
+
+    /// The schema of the first release: no `scores`, no features, no `feedback` table.
+    const FIRST_SCHEMA: &str = "
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+    requested_model TEXT NOT NULL, model TEXT NOT NULL, route TEXT NOT NULL,
+    status INTEGER NOT NULL, stream INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, latency_ms REAL NOT NULL,
+    upstream_latency_ms REAL, ttft_ms REAL, error TEXT
+);";
+
+    #[test]
+    fn features_and_feedback_round_trip_in_a_log_from_the_first_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("first.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(FIRST_SCHEMA).unwrap();
+        conn.execute(
+            "INSERT INTO requests VALUES ('old', '2024-01-01', 1, 'auto', 'small', 'default', 200, 0, 1, 1, 0.0, 1.0, NULL, NULL, NULL)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let log = RequestLog::open(&path).unwrap();
+        let embedding = vec![0.25f32, -1.5, 3.0e-7, f32::MAX];
+        let cheap = vec![1.0f32, 0.0, 0.5, 0.0, 2.0, 0.69];
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            log.record(RequestRecord {
+                embedding: Some(embedding.clone()),
+                cheap_features: Some(cheap.clone()),
+                scores: Some("{\"confidence.small\":0.3}".into()),
+                ..record(1)
+            })
+            .await;
+            log.feedback(FeedbackRecord {
+                request_id: "req-1".into(),
+                created_at_ms: 5,
+                score: 0.25,
+                comment: Some("wrong year".into()),
+            })
+            .await;
+            log.feedback(FeedbackRecord {
+                request_id: "no-such-request".into(),
+                created_at_ms: 6,
+                score: 1.0,
+                comment: None,
+            })
+            .await;
+            log.close().await;
+        });
+        let rows = read_requests(&path).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].id, "old");
+        assert_eq!(
+            (rows[0].embedding.as_ref(), rows[0].scores.as_ref()),
+            (None, None)
+        );
+        assert_eq!(rows[1].embedding.as_ref(), Some(&embedding));
+        assert_eq!(rows[1].cheap_features.as_ref(), Some(&cheap));
+        let feedback = read_feedback(&path).unwrap();
+        assert_eq!(
+            feedback,
+            vec![
+                FeedbackRecord {
+                    request_id: "req-1".into(),
+                    created_at_ms: 5,
+                    score: 0.25,
+                    comment: Some("wrong year".into()),
+                },
+                FeedbackRecord {
+                    request_id: "no-such-request".into(),
+                    created_at_ms: 6,
+                    score: 1.0,
+                    comment: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_blob_that_is_not_whole_f32s_reads_as_none() {
+        assert_eq!(from_blob(&to_blob(&[1.0, 2.0])), Some(vec![1.0, 2.0]));
+        assert_eq!(from_blob(&[0, 0, 128]), None);
     }
 
     #[test]
