@@ -41,7 +41,8 @@ enum Command {
     },
     /// Send one request through the whole path; print the answer and the decision.
     Chat(chat::Args),
-    /// Learn a router from labelled data (RouteLLM-style CSV or JSONL); write its model file.
+    /// Learn a router from labelled data (RouteLLM-style CSV, JSONL, or the request log);
+    /// write its model file.
     Train(offline::TrainArgs),
     /// Replay labelled data through a learned router and the baselines: APGR, CPT, a plot.
     Eval(offline::EvalArgs),

@@ -1,7 +1,11 @@
 //! `switchyard train` and `switchyard eval`: learn a router from labelled data and replay
 //! labelled data through it, offline, without calling any model.
+//!
+//! Data is RouteLLM-style CSV, JSONL, or the gateway's own request log (an SQLite file, told
+//! by its header): its `"model": "auto"` rows that carry features (`[router] record_features`)
+//! and a label from their cascade or feedback (see `switchyard_router::logged`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -9,14 +13,16 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use switchyard_embed::Embedder;
-use switchyard_router::data::{self, Example, ModelPair};
+use switchyard_router::data::{self, Example, Features, ModelPair};
 use switchyard_router::eval::{self, Evaluation, Outcome, Report};
 use switchyard_router::learned::{self, LearnedRouter, LearnerKind, Target, TrainOptions};
+use switchyard_router::logged::{self, Label, Logged};
 
 /// Where the data, the models and the embedding cache come from (shared by both commands).
 #[derive(clap::Args)]
 pub struct DataArgs {
-    /// Labelled data: RouteLLM-style CSV, JSONL, or directories of them. A directory's
+    /// Labelled data: RouteLLM-style CSV, JSONL, directories of them, or a switchyard request
+    /// log (the SQLite file of [store] path, with features recorded). A directory's
     /// contaminated_prompts.jsonl, when present, lists prompts to drop.
     #[arg(long, num_args = 1.., required = true)]
     data: Vec<PathBuf>,
@@ -101,6 +107,19 @@ fn models_dir() -> PathBuf {
     PathBuf::from(std::env::var("SWITCHYARD_MODELS").unwrap_or_else(|_| "models".into()))
 }
 
+/// The first bytes of every SQLite 3 database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether a path is a request log: an SQLite file, whatever its name.
+fn is_request_log(path: &Path) -> bool {
+    let mut header = [0u8; 16];
+    path.is_file()
+        && std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut header))
+            .is_ok()
+        && &header == SQLITE_HEADER
+}
+
 fn model_pair(args: &DataArgs) -> Result<ModelPair> {
     if let (Some(weak), Some(strong)) = (&args.weak, &args.strong) {
         return Ok(ModelPair {
@@ -108,9 +127,16 @@ fn model_pair(args: &DataArgs) -> Result<ModelPair> {
             strong: strong.clone(),
         });
     }
-    let first = args
-        .data
-        .iter()
+    let files: Vec<&PathBuf> = args.data.iter().filter(|p| !is_request_log(p)).collect();
+    if files.is_empty() {
+        // Request logs label the small model against the larger ones: no columns to pick.
+        return Ok(ModelPair {
+            weak: "the small model".into(),
+            strong: "a larger model".into(),
+        });
+    }
+    let first = files
+        .into_iter()
         .map(|p| data::data_files(p))
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
@@ -152,6 +178,10 @@ fn load_examples(args: &DataArgs, pair: &ModelPair) -> Result<Vec<Example>> {
     let mut examples = Vec::new();
     let mut contaminated = HashSet::new();
     for path in &args.data {
+        if is_request_log(path) {
+            examples.extend(load_log(path)?);
+            continue;
+        }
         examples.extend(data::load(path, pair)?);
         let listed = path.join(data::CONTAMINATED_FILE);
         if path.is_dir() && listed.is_file() {
@@ -168,6 +198,125 @@ fn load_examples(args: &DataArgs, pair: &ModelPair) -> Result<Vec<Example>> {
         data::groups(&examples).len()
     );
     Ok(examples)
+}
+
+/// What reading a request log found, row by row.
+#[derive(Debug, Default)]
+struct LogCounts {
+    rows: usize,
+    not_auto: usize,
+    no_features: usize,
+    no_label: usize,
+    not_good_enough: usize,
+    good_enough: usize,
+    feedback: usize,
+    feedback_unknown: usize,
+}
+
+/// The labelled examples of a request log (see `switchyard_router::logged` for the rules);
+/// says how many rows were skipped and why.
+fn load_log(path: &Path) -> Result<Vec<Example>> {
+    let context = || format!("cannot read the request log {}", path.display());
+    let feedback = switchyard_store::read_feedback(path).with_context(context)?;
+    let mut counts = LogCounts {
+        feedback: feedback.len(),
+        ..LogCounts::default()
+    };
+    // Oldest first: the latest score for a request wins.
+    let mut latest: HashMap<String, f64> = feedback
+        .into_iter()
+        .map(|f| (f.request_id, f.score))
+        .collect();
+    let mut rated = HashSet::new();
+    let group = data::group_of(path);
+    let mut examples = Vec::new();
+    switchyard_store::scan_requests(path, |r| {
+        counts.rows += 1;
+        let feedback = latest.get(&r.id).copied();
+        if feedback.is_some() {
+            rated.insert(r.id.clone());
+        }
+        if r.requested_model != switchyard_router::AUTO {
+            counts.not_auto += 1;
+            return;
+        }
+        let features = match (r.embedding, r.cheap_features.map(<[f32; 6]>::try_from)) {
+            (Some(embedding), Some(Ok(cheap))) if !embedding.is_empty() => {
+                Features { embedding, cheap }
+            }
+            _ => {
+                counts.no_features += 1;
+                return;
+            }
+        };
+        let scores: BTreeMap<String, f64> = r
+            .scores
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let row = Logged {
+            reason: &r.route,
+            scores: &scores,
+            feedback,
+        };
+        match logged::judge(&row) {
+            None => counts.no_label += 1,
+            Some(j) => {
+                match j.label {
+                    Label::NotGoodEnough => counts.not_good_enough += 1,
+                    Label::GoodEnough => counts.good_enough += 1,
+                }
+                examples.push(j.label.example(features, group.clone()));
+            }
+        }
+    })
+    .with_context(context)?;
+    latest.retain(|id, _| !rated.contains(id));
+    counts.feedback_unknown = latest.len();
+    let c = &counts;
+    eprintln!(
+        "{}: {} logged requests: {} not routed by \"auto\" (ignored), {} without features (skipped), \
+         {} without a label (skipped), {} examples ({} small model not good enough, {} good enough); \
+         {} feedback rows, {} for requests not in the log",
+        path.display(),
+        c.rows,
+        c.not_auto,
+        c.no_features,
+        c.no_label,
+        examples.len(),
+        c.not_good_enough,
+        c.good_enough,
+        c.feedback,
+        c.feedback_unknown,
+    );
+    Ok(examples)
+}
+
+/// Every example's embedding: the one it carries (request-log rows), else its text embedded
+/// (through the cache).
+fn embeddings_of(
+    args: &DataArgs,
+    cache_path: Option<PathBuf>,
+    examples: &[Example],
+) -> Result<Vec<Vec<f32>>> {
+    let texts: Vec<&str> = examples
+        .iter()
+        .filter(|e| e.features.is_none())
+        .map(|e| e.text.as_str())
+        .collect();
+    let mut computed = if texts.is_empty() {
+        Vec::new()
+    } else {
+        embed_all(args, cache_path, &texts)?
+    }
+    .into_iter();
+    examples
+        .iter()
+        .map(|e| match &e.features {
+            Some(f) => Ok(f.embedding.clone()),
+            None => computed.next().context("an embedding went missing"),
+        })
+        .collect()
 }
 
 /// Keep (`keep = true`) or drop the examples of `groups`; every named group must exist.
@@ -359,8 +508,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let embeddings = embed_all(&args.data, Some(cache_next_to(&args.out)), &texts)?;
+    let embeddings = embeddings_of(&args.data, Some(cache_next_to(&args.out)), &examples)?;
     let opts = TrainOptions {
         learner: match args.learner {
             LearnerArg::Knn => LearnerKind::Knn,
@@ -432,11 +580,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         );
     }
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let embeddings = embed_all(&args.data, Some(cache_next_to(&args.router)), &texts)?;
+    let embeddings = embeddings_of(&args.data, Some(cache_next_to(&args.router)), &examples)?;
     let scores: Vec<f64> = embeddings
         .iter()
-        .zip(&texts)
-        .map(|(v, t)| router.score(v, t))
+        .zip(&examples)
+        .map(|(v, e)| router.score_example(e, v))
         .collect();
     let outcomes: Vec<Outcome> = examples.iter().map(Example::outcome).collect();
     let report = eval::report(&scores, &texts, &outcomes, args.points)?;
