@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
-use switchyard_embed::Embedder;
+use switchyard_embed::{Embedder, Precision};
 use switchyard_router::data::{self, Example, Features, ModelPair};
 use switchyard_router::eval::{self, Evaluation, Outcome, Report};
 use switchyard_router::learned::{self, LearnedRouter, LearnerKind, Target, TrainOptions};
@@ -345,6 +345,8 @@ struct EmbeddingCache {
 fn cache_key(text: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(learned::EMBEDDER.as_bytes());
+    // The vectors differ slightly between precisions: never mix them in one training set.
+    h.update(format!("{:?}", Precision::fastest()).as_bytes());
     h.update([0]);
     h.update(text.as_bytes());
     h.finalize().into()
