@@ -74,6 +74,10 @@ pub struct ServerConfig {
     /// The largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers before its connection is closed
+    /// (a slow or stalled client would otherwise hold a connection forever).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +86,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
             max_body_bytes: default_max_body(),
+            header_read_timeout_ms: default_header_read_timeout(),
         }
     }
 }
@@ -92,6 +97,10 @@ fn default_listen() -> SocketAddr {
 
 fn default_max_body() -> usize {
     4 * 1024 * 1024
+}
+
+fn default_header_read_timeout() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,6 +19,7 @@ mod record;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
@@ -47,14 +48,13 @@ pub enum ServerError {
     Store(#[from] switchyard_store::StoreError),
     #[error("[embeddings]: {0}")]
     Embeddings(#[from] switchyard_embed::EmbedError),
-    #[error("serving failed: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// A gateway ready to serve: its routes and the request log they write to.
 pub struct Server {
     app: Router,
     log: Arc<RequestLog>,
+    header_read_timeout: Duration,
 }
 
 impl Server {
@@ -105,7 +105,11 @@ impl Server {
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(render_metrics).with_state(metrics))
             .fallback(not_found);
-        Ok(Server { app, log })
+        Ok(Server {
+            app,
+            log,
+            header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+        })
     }
 
     /// The routes, for serving or for driving in-process.
@@ -115,16 +119,58 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
     /// and flushes the request log: a clean stop loses no row.
+    ///
+    /// Connections are served with hyper-util's builder rather than `axum::serve`, which has no
+    /// header-read timeout: a client that never finishes its headers is disconnected.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let served = axum::serve(listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use hyper_util::server::conn::auto::Builder;
+        use hyper_util::server::graceful::GracefulShutdown;
+        use hyper_util::service::TowerToHyperService;
+
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let connections = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    Err(e) => {
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            // Streamed tokens go out as written, not held back by Nagle's algorithm.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY: {e}");
+            }
+            let service = TowerToHyperService::new(self.app.clone());
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = connections.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("connection ended: {e}");
+                }
+            });
+        }
+        drop(listener);
+        connections.shutdown().await;
         self.log.close().await;
-        Ok(served?)
+        Ok(())
     }
 }
 

@@ -226,6 +226,38 @@ async fn an_unknown_model_is_404_model_not_found() {
 }
 
 #[tokio::test]
+async fn a_client_that_stalls_in_its_headers_is_disconnected_and_others_are_still_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
+    let mut gw = start(&format!(
+        "[server]\nheader_read_timeout_ms = 300\n{}",
+        upstream("large", "openai", &mock.base_url(), "mock")
+    ))
+    .await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // The gateway must close the connection itself, well before this test's own deadline.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stalled.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a client stuck in its headers was still connected after 5 s"
+    );
+    let healthy = gw.client.get(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthy.status(), 200);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_body_over_the_limit_is_413() {
     let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
     let gw = start(&format!(
