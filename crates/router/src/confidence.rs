@@ -21,7 +21,7 @@ pub const LOGPROB_FLOOR: f64 = -100.0;
 /// What one answer's token logprobs say about the model's certainty.
 ///
 /// Works on a whole answer or on a prefix of one (the first N tokens of a stream); a calibration
-/// fitted on whole answers is only approximately right on prefixes.
+/// fitted on whole answers does not transfer to prefixes (see [`Calibration::prefix_tokens`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct AnswerSignals {
     /// Mean of the sampled tokens' logprobs (the per-token log-likelihood).
@@ -236,10 +236,24 @@ pub struct Calibration {
     pub bias: f64,
     /// Answers with a probability below this escalate.
     pub threshold: f64,
+    /// Fitted on the signals of each answer's first this many tokens (`switchyard calibrate
+    /// --prefix-tokens K`): the cascade judges a rung on the first K tokens of its stream and
+    /// escalates without waiting for the rest. `None` (the default): fitted on whole answers,
+    /// and the cascade holds a rung's whole answer before judging it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_tokens: Option<usize>,
     pub metadata: CalibrationMetadata,
 }
 
 const BUILTIN: &str = include_str!("../calibrations/smollm2-135m-instruct.json");
+const BUILTIN_PREFIX4: &str = include_str!("../calibrations/smollm2-135m-instruct-prefix4.json");
+
+/// The calibrations shipped in the crate, by the name a config selects them with
+/// (`[router] calibration = "builtin:prefix4"`), with what each judges.
+pub const BUILTINS: [(&str, &str); 2] = [
+    ("builtin", "the whole answer"),
+    ("builtin:prefix4", "the first 4 tokens"),
+];
 
 /// How [`Calibration::fit`] fits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -269,6 +283,17 @@ impl Calibration {
     pub fn builtin() -> Calibration {
         // The file is part of the crate; a test checks that it parses and validates.
         serde_json::from_str(BUILTIN).expect("the builtin calibration is valid JSON")
+    }
+
+    /// A shipped calibration by its name in [`BUILTINS`]; `None` for any other name.
+    pub fn named_builtin(name: &str) -> Option<Calibration> {
+        let text = match name {
+            "builtin" => BUILTIN,
+            "builtin:prefix4" => BUILTIN_PREFIX4,
+            _ => return None,
+        };
+        // Both files are part of the crate; a test checks that they parse and validate.
+        Some(serde_json::from_str(text).expect("a builtin calibration is valid JSON"))
     }
 
     /// P(the answer with these signals is good), in (0, 1).
@@ -359,6 +384,9 @@ impl Calibration {
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(format!("threshold {} is not in [0, 1]", self.threshold));
         }
+        if self.prefix_tokens == Some(0) {
+            return Err("prefix_tokens must be at least 1 (or absent, for whole answers)".into());
+        }
         Ok(())
     }
 
@@ -433,6 +461,7 @@ impl Calibration {
             weights,
             bias,
             threshold: 0.5,
+            prefix_tokens: None,
             metadata: CalibrationMetadata::default(),
         };
         c.validate().map_err(CalibrationError::Fit)?;
@@ -643,6 +672,55 @@ mod tests {
         let c = Calibration::builtin().with_threshold(0.25);
         c.save(&path).unwrap();
         assert_eq!(Calibration::load(&path).unwrap(), c);
+    }
+
+    #[test]
+    fn a_prefix_calibration_round_trips_and_a_whole_answer_file_has_no_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let mut c = Calibration::builtin();
+        assert_eq!(c.prefix_tokens, None);
+        // Existing files, written before the field, load unchanged and write no such key.
+        c.save(&path).unwrap();
+        assert!(!std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("prefix_tokens"));
+        c.prefix_tokens = Some(4);
+        c.save(&path).unwrap();
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"prefix_tokens\": 4"));
+        assert_eq!(Calibration::load(&path).unwrap(), c);
+    }
+
+    #[test]
+    fn a_prefix_of_zero_tokens_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let mut c = Calibration::builtin();
+        c.prefix_tokens = Some(0);
+        c.save(&path).unwrap();
+        let e = Calibration::load(&path).unwrap_err().to_string();
+        assert!(e.contains("c.json") && e.contains("prefix_tokens"), "{e}");
+        c.prefix_tokens = Some(1);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_builtins_are_named_and_the_prefix_one_judges_four_tokens() {
+        for (name, _) in BUILTINS {
+            let c = Calibration::named_builtin(name).unwrap();
+            c.validate().unwrap();
+            assert!(c.metadata.model.contains("SmolLM2-135M"), "{name}");
+        }
+        assert_eq!(
+            Calibration::named_builtin("builtin").unwrap(),
+            Calibration::builtin()
+        );
+        let prefix = Calibration::named_builtin("builtin:prefix4").unwrap();
+        assert_eq!(prefix.prefix_tokens, Some(4));
+        assert!(prefix.metadata.data.contains("first 4 tokens"));
+        assert!(Calibration::named_builtin("builtin:prefix5").is_none());
     }
 
     #[test]

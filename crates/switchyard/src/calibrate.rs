@@ -5,6 +5,9 @@
 //! `question`, `answer_a`..`answer_d`, `correct_answer` "A".."D", `topic`) greedily, with
 //! logprobs; each answer's [`AnswerSignals`] and whether its letter was right are recorded.
 //! A logistic [`Calibration`] is fitted on a train split and judged on the held-out rest.
+//! With `--prefix-tokens K` the answers are generated the same way but each is summarised on its
+//! first K tokens only, and the calibration records K: the cascade then judges a rung on the
+//! first K tokens of its stream.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -46,6 +49,11 @@ pub struct Args {
     /// Token limit of each answer.
     #[arg(long, default_value_t = 8)]
     max_tokens: u32,
+    /// Fit on the signals of each answer's first K tokens (the answers are generated in full
+    /// as without it) and record K in the calibration, so that the cascade decides on the
+    /// first K tokens of a stream instead of holding the whole answer.
+    #[arg(long, value_name = "K")]
+    prefix_tokens: Option<usize>,
     /// The share of requests the threshold should escalate.
     #[arg(long, default_value_t = 0.3)]
     target_escalation: f64,
@@ -230,6 +238,20 @@ struct Answered {
     letter: Option<usize>,
 }
 
+/// The signals the calibration is fitted on: the whole answer's, or with `prefix_tokens` its
+/// first K tokens' (truncated only when the answer hit the token limit before its K-th token:
+/// the cascade stops reading a stream at its K-th token, so it sees `length` only then).
+pub fn judged_signals(
+    logprobs: &[switchyard_api::TokenLogprob],
+    truncated: bool,
+    prefix_tokens: Option<usize>,
+) -> AnswerSignals {
+    match prefix_tokens {
+        Some(k) if logprobs.len() >= k => AnswerSignals::from_logprobs(&logprobs[..k], false),
+        _ => AnswerSignals::from_logprobs(logprobs, truncated),
+    }
+}
+
 async fn answer(
     engine: Engine,
     index: usize,
@@ -237,6 +259,7 @@ async fn answer(
     choices: [String; 4],
     format: Format,
     max_tokens: u32,
+    prefix_tokens: Option<usize>,
 ) -> Result<Answered> {
     let mut generation = engine.generate(GenerateRequest {
         messages: vec![ChatTurn::new("user", prompt)],
@@ -265,7 +288,7 @@ async fn answer(
     Ok(Answered {
         index,
         text,
-        signals: AnswerSignals::from_logprobs(&logprobs, truncated),
+        signals: judged_signals(&logprobs, truncated, prefix_tokens),
         letter,
     })
 }
@@ -283,6 +306,9 @@ pub async fn run(args: Args) -> Result<()> {
     }
     if args.n < 2 {
         bail!("--n must be at least 2 (a train and a held-out question)");
+    }
+    if args.prefix_tokens == Some(0) {
+        bail!("--prefix-tokens must be at least 1");
     }
     let (mut questions, junk) = read_questions(&args.data)?;
     if args.max_chars > 0 {
@@ -325,6 +351,7 @@ pub async fn run(args: Args) -> Result<()> {
             q.choices.clone(),
             args.format,
             args.max_tokens,
+            args.prefix_tokens,
         ));
     };
     while next < questions.len().min(slots) {
@@ -380,6 +407,7 @@ pub async fn run(args: Args) -> Result<()> {
     let raw: Vec<f64> = test_s.iter().map(|s| s.mean_logprob).collect();
     let threshold = confidence::threshold_for_escalation(&p_all, args.target_escalation);
     calibration.threshold = threshold;
+    calibration.prefix_tokens = args.prefix_tokens;
     let train_rate = train_g.iter().filter(|g| **g).count() as f64 / n_train as f64;
     let kept: Vec<bool> = p_test
         .iter()
@@ -399,7 +427,7 @@ pub async fn run(args: Args) -> Result<()> {
         model,
         data: format!(
             "{data}: {n} multiple-choice questions{} drawn with seed {}, {}; greedy, at most {} \
-             tokens, top 5 logprobs",
+             tokens, top 5 logprobs{}",
             if args.max_chars > 0 {
                 format!(" of at most {} characters", args.max_chars)
             } else {
@@ -417,7 +445,11 @@ pub async fn run(args: Args) -> Result<()> {
                      shown); an answer is good when the first choice it mentions is the gold one"
                 }
             },
-            args.max_tokens
+            args.max_tokens,
+            match args.prefix_tokens {
+                Some(k) => format!("; judged on the signals of each answer's first {k} tokens"),
+                None => String::new(),
+            }
         ),
         n,
         n_train,
@@ -463,6 +495,9 @@ fn report(
         m.model, m.n, m.n_train, m.n_test
     );
     println!("small-model accuracy      {:.3}", m.accuracy);
+    if let Some(k) = c.prefix_tokens {
+        println!("judged on                 each answer's first {k} tokens");
+    }
     println!("held-out AUC, per signal:");
     for f in Feature::ALL {
         let v: Vec<f64> = test_s.iter().map(|s| f.value(s)).collect();
@@ -531,7 +566,38 @@ fn write_records(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_letter, parse_text};
+    use super::{judged_signals, parse_letter, parse_text};
+    use switchyard_api::TokenLogprob;
+
+    fn tokens(logprobs: &[f32]) -> Vec<TokenLogprob> {
+        logprobs
+            .iter()
+            .map(|&logprob| TokenLogprob {
+                token: "t".into(),
+                logprob,
+                bytes: None,
+                top_logprobs: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_prefix_calibration_is_fitted_on_the_first_k_tokens_only() {
+        let answer = tokens(&[-0.5, -0.1, -4.0, -3.0]);
+        let whole = judged_signals(&answer, true, None);
+        assert_eq!((whole.tokens, whole.truncated), (4, true));
+        assert_eq!(whole.min_logprob, -4.0);
+        // Cut by the limit after the prefix: the first 2 tokens alone, not truncated.
+        let prefix = judged_signals(&answer, true, Some(2));
+        assert_eq!((prefix.tokens, prefix.truncated), (2, false));
+        assert_eq!(prefix.min_logprob, f64::from(-0.5f32));
+        // An answer shorter than the prefix is judged whole, truncation included.
+        let short = judged_signals(&answer, true, Some(5));
+        assert_eq!((short.tokens, short.truncated), (4, true));
+        let exact = judged_signals(&answer, true, Some(4));
+        assert_eq!((exact.tokens, exact.truncated), (4, false));
+        assert_eq!(judged_signals(&answer, false, Some(8)).tokens, 4);
+    }
 
     fn choices() -> [String; 4] {
         ["Paris", "London", "Berlin", "Madrid"].map(String::from)
