@@ -12,7 +12,8 @@ use axum::Extension;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use switchyard_api::{
-    ApiError, ChatChunk, ChatRequest, ChatResponse, Content, Delta, ErrorKind, Message, Role,
+    ApiError, ChatChunk, ChatRequest, ChatResponse, Content, Delta, ErrorKind, Logprobs, Message,
+    Role, StreamOptions, TokenLogprob, Usage,
 };
 use switchyard_providers::{ChunkStream, ProviderError};
 use switchyard_router::confidence::{AnswerSignals, Calibration};
@@ -299,10 +300,13 @@ fn sse(
     resp
 }
 
-/// The cascade: each rung but the last answers in full, with logprobs, and its answer is kept
-/// only when its calibrated confidence reaches the threshold; otherwise the next rung is asked.
-/// A streamed request is held until its rung is judged (the calibration is fitted on whole
-/// answers), then replayed as chunks; the last rung streams live.
+/// The cascade: each rung but the last answers with logprobs, and its answer is kept only when
+/// its calibrated confidence reaches the threshold; otherwise the next rung is asked.
+///
+/// With a calibration fitted on whole answers, a rung answers in full and a streamed request is
+/// held until it is judged, then replayed as chunks. With one fitted on the first K tokens
+/// (`prefix_tokens`), a rung streams and is judged on its first K tokens ([`judge_prefix`]).
+/// The last rung streams live.
 async fn cascade(
     gw: &Gateway,
     slot: &OutcomeSlot,
@@ -318,6 +322,18 @@ async fn cascade(
         let Some(model) = gw.models.get(rung) else {
             continue;
         };
+        if let Some(k) = gw.calibration.prefix_tokens {
+            let rung = Rung {
+                name: rung,
+                model,
+                calibration: &gw.calibration,
+                threshold,
+            };
+            match judge_prefix(slot, &rung, k, &req, &mut spent).await {
+                Some(answer) => return answer,
+                None => continue,
+            }
+        }
         let mut probe = req.clone();
         probe.stream = None;
         probe.stream_options = None;
@@ -382,6 +398,215 @@ async fn cascade(
     }
 }
 
+/// One cascade rung being judged.
+struct Rung<'g> {
+    name: &'g str,
+    model: &'g Model,
+    calibration: &'g Calibration,
+    threshold: f64,
+}
+
+/// Notes a cascade rung that failed to answer; the cascade goes on up the ladder.
+fn rung_failed(slot: &OutcomeSlot, rung: &str, e: &ProviderError) {
+    tracing::warn!(model = %rung, error = %e, "cascade rung failed");
+    let step = CascadeStep::Failed.describe(rung);
+    slot.lock().reason.push_str(&format!("; {step}"));
+}
+
+/// A rung judged on the first `k` tokens of its stream (the calibration was fitted on prefixes
+/// of that length). The rung streams with logprobs and usage; its chunks are held until `k`
+/// content tokens carried logprobs or the stream ended, and those tokens are judged. Kept: a
+/// streamed request gets the held chunks and then the rest of the live stream, a non-streamed
+/// one the whole answer assembled from the chunks. Escalated: the stream is dropped, which
+/// stops the rung's generation, and `None` sends the cascade to the next rung (as does a
+/// failure).
+async fn judge_prefix(
+    slot: &OutcomeSlot,
+    rung: &Rung<'_>,
+    k: usize,
+    req: &ChatRequest,
+    spent: &mut Spent,
+) -> Option<Result<Response, ErrorResponse>> {
+    let mut probe = req.clone();
+    probe.stream = Some(true);
+    probe.stream_options = Some(StreamOptions {
+        include_usage: true,
+    });
+    probe.logprobs = Some(true);
+    probe.top_logprobs = Some(req.top_logprobs.unwrap_or(0).max(5));
+    let mut chunks = match rung.model.provider.stream(&probe).await {
+        Ok(chunks) => chunks,
+        Err(e) => {
+            rung_failed(slot, rung.name, &e);
+            return None;
+        }
+    };
+    let mut held = Vec::new();
+    let mut tokens: Vec<TokenLogprob> = Vec::new();
+    let mut cut = false;
+    while tokens.len() < k {
+        match chunks.next().await {
+            Some(Ok(chunk)) => {
+                for choice in chunk.choices.iter().filter(|c| c.index == 0) {
+                    if let Some(lps) = choice.logprobs.as_ref().and_then(|l| l.content.as_ref()) {
+                        tokens.extend(lps.iter().cloned());
+                    }
+                    cut |= choice.finish_reason.as_deref() == Some("length");
+                }
+                held.push(chunk);
+            }
+            Some(Err(e)) => {
+                rung_failed(slot, rung.name, &e);
+                return None;
+            }
+            None => break,
+        }
+    }
+    // As `switchyard calibrate --prefix-tokens` fits it: truncated only when the answer was cut
+    // by the token limit before its k-th token.
+    let truncated = cut && tokens.len() < k;
+    tokens.truncate(k);
+    let confidence = (!tokens.is_empty()).then(|| {
+        rung.calibration
+            .probability(&AnswerSignals::from_logprobs(&tokens, truncated))
+    });
+    let keep = confidence.is_none_or(|p| p >= rung.threshold);
+    {
+        let mut o = slot.lock();
+        let step = match confidence {
+            Some(p) => {
+                o.scores.insert(format!("confidence.{}", rung.name), p);
+                CascadeStep::Judged {
+                    confidence: p,
+                    threshold: rung.threshold,
+                    kept: keep,
+                }
+            }
+            None => CascadeStep::Unjudged,
+        };
+        o.reason
+            .push_str(&format!("; {}", step.describe(rung.name)));
+        if keep {
+            o.model = rung.name.to_owned();
+        }
+    }
+    if !keep {
+        drop(chunks);
+        // What the dropped stream had generated: its usage when it ended within the prefix,
+        // else the tokens read (the prompt's share of an unfinished stream is not reported).
+        let usage = held.iter().find_map(|c| c.usage);
+        let (prompt, completion) = usage.map_or((0, tokens.len() as u32), |u| {
+            (u.prompt_tokens, u.completion_tokens)
+        });
+        spent.cost_usd += rung.model.price.cost(prompt, completion);
+        return None;
+    }
+    let before = Spent {
+        since: spent.since,
+        cost_usd: spent.cost_usd,
+    };
+    if req.is_stream() {
+        let (logprobs, top) = wanted_logprobs(req);
+        let live = futures::stream::iter(held.into_iter().map(Ok))
+            .chain(chunks)
+            .map(move |chunk| {
+                chunk.map(|mut chunk| {
+                    for choice in &mut chunk.choices {
+                        fit_choice_logprobs(&mut choice.logprobs, logprobs, top);
+                    }
+                    chunk
+                })
+            });
+        return Some(Ok(sse(Box::pin(live), slot, rung.model, req, before)));
+    }
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(chunk) => held.push(chunk),
+            Err(e) => {
+                rung_failed(slot, rung.name, &e);
+                spent.cost_usd += rung.model.price.cost(0, tokens.len() as u32);
+                return None;
+            }
+        }
+    }
+    let mut resp = assemble(held);
+    let usage = resp.usage.unwrap_or_default();
+    spent.cost_usd += rung
+        .model
+        .price
+        .cost(usage.prompt_tokens, usage.completion_tokens);
+    {
+        let mut o = slot.lock();
+        o.upstream_ms = Some(spent.since.elapsed().as_secs_f64() * 1e3);
+        o.prompt_tokens = usage.prompt_tokens;
+        o.completion_tokens = usage.completion_tokens;
+        o.cost_usd = spent.cost_usd;
+    }
+    fit_logprobs(&mut resp, req);
+    Some(json(&resp))
+}
+
+/// The answer a stream carried, as one response: its first choice's content, tool calls,
+/// logprobs and finish reason, and the usage.
+fn assemble(chunks: Vec<ChatChunk>) -> ChatResponse {
+    let (id, created, model) = chunks.first().map_or_else(
+        || (String::new(), 0, String::new()),
+        |c| (c.id.clone(), c.created, c.model.clone()),
+    );
+    let mut content = String::new();
+    let mut logprobs: Vec<TokenLogprob> = Vec::new();
+    let mut tool_calls: Vec<serde_json::Value> = Vec::new();
+    let mut finish = None;
+    let mut usage: Option<Usage> = None;
+    for chunk in chunks {
+        usage = chunk.usage.or(usage);
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            content.push_str(choice.delta.content.as_deref().unwrap_or(""));
+            if let Some(lps) = choice.logprobs.and_then(|l| l.content) {
+                logprobs.extend(lps);
+            }
+            for call in choice.delta.tool_calls.into_iter().flatten() {
+                merge_tool_call(&mut tool_calls, call);
+            }
+            finish = choice.finish_reason.or(finish);
+        }
+    }
+    let finish = finish.unwrap_or_else(|| "stop".to_owned());
+    let mut resp = ChatResponse::text(&id, created, &model, content, &finish, Usage::default());
+    resp.usage = usage;
+    let choice = &mut resp.choices[0];
+    if !logprobs.is_empty() {
+        choice.logprobs = Some(Logprobs {
+            content: Some(logprobs),
+        });
+    }
+    if !tool_calls.is_empty() {
+        choice.message.tool_calls = Some(tool_calls);
+    }
+    resp
+}
+
+/// Streamed tool calls come in pieces sharing an `index`: the first names the call, the rest
+/// add to its `function.arguments`.
+fn merge_tool_call(calls: &mut Vec<serde_json::Value>, piece: serde_json::Value) {
+    let index = piece.get("index").cloned();
+    let Some(call) = calls
+        .iter_mut()
+        .find(|c| index.is_some() && c.get("index") == index.as_ref())
+    else {
+        calls.push(piece);
+        return;
+    };
+    let more = piece
+        .pointer("/function/arguments")
+        .and_then(|a| a.as_str())
+        .unwrap_or("");
+    if let Some(args) = call.pointer_mut("/function/arguments") {
+        let joined = format!("{}{more}", args.as_str().unwrap_or(""));
+        *args = serde_json::Value::String(joined);
+    }
+}
+
 /// P(the answer is good), from its token logprobs; none when it came without them.
 fn confidence(calibration: &Calibration, resp: &ChatResponse) -> Option<f64> {
     let choice = resp.choices.first()?;
@@ -395,14 +620,26 @@ fn confidence(calibration: &Calibration, resp: &ChatResponse) -> Option<f64> {
 
 /// The cascade asked for logprobs to judge the answer; give the client only what it asked for.
 fn fit_logprobs(resp: &mut ChatResponse, req: &ChatRequest) {
+    let (logprobs, top) = wanted_logprobs(req);
     for choice in &mut resp.choices {
-        if req.logprobs != Some(true) {
-            choice.logprobs = None;
-        } else if let Some(tokens) = choice.logprobs.as_mut().and_then(|l| l.content.as_mut()) {
-            let k = usize::from(req.top_logprobs.unwrap_or(0));
-            for t in tokens {
-                t.top_logprobs.truncate(k);
-            }
+        fit_choice_logprobs(&mut choice.logprobs, logprobs, top);
+    }
+}
+
+/// Whether the client asked for logprobs, and for how many alternatives per token.
+fn wanted_logprobs(req: &ChatRequest) -> (bool, usize) {
+    (
+        req.logprobs == Some(true),
+        usize::from(req.top_logprobs.unwrap_or(0)),
+    )
+}
+
+fn fit_choice_logprobs(logprobs: &mut Option<Logprobs>, wanted: bool, top: usize) {
+    if !wanted {
+        *logprobs = None;
+    } else if let Some(tokens) = logprobs.as_mut().and_then(|l| l.content.as_mut()) {
+        for t in tokens {
+            t.top_logprobs.truncate(top);
         }
     }
 }

@@ -131,8 +131,11 @@ pub struct RouterConfig {
     /// previous turn, unless a rule route says otherwise.
     #[serde(default = "yes")]
     pub sticky_conversations: bool,
-    /// The cascade's confidence calibration (written by `switchyard calibrate`); the built-in
-    /// SmolLM2-135M calibration when unset.
+    /// The cascade's confidence calibration: a file written by `switchyard calibrate`, or a
+    /// shipped one by name: `"builtin"` (SmolLM2-135M, judged on the whole answer; the default
+    /// when unset) or `"builtin:prefix4"` (SmolLM2-135M, judged on the first 4 tokens of a
+    /// rung's stream). A calibration with `prefix_tokens` makes the cascade decide on that many
+    /// tokens instead of holding the rung's whole answer.
     pub calibration: Option<PathBuf>,
     /// A learned score (written by `switchyard train`) deciding between two models.
     pub learned: Option<LearnedConfig>,

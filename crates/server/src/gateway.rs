@@ -12,7 +12,7 @@ use switchyard_embed::Embedder;
 use switchyard_providers::{
     AnthropicProvider, OpenAiConfig, OpenAiProvider, Provider, RetryPolicy, Timeouts,
 };
-use switchyard_router::confidence::Calibration;
+use switchyard_router::confidence::{Calibration, BUILTINS};
 use switchyard_router::learned::LearnedRouter;
 use switchyard_router::{LearnedPolicy, Router};
 
@@ -174,9 +174,7 @@ impl Gateway {
             ))
         });
         let calibration = match &config.router.calibration {
-            Some(path) => {
-                Calibration::load(path).map_err(|e| BuildError::Calibration(e.to_string()))?
-            }
+            Some(path) => calibration(path)?,
             None => Calibration::builtin(),
         };
         let record_features = config.router.record_features && embedder.is_some();
@@ -190,4 +188,23 @@ impl Gateway {
             record_features,
         })
     }
+}
+
+/// `[router] calibration`: a shipped one by name (`builtin`, `builtin:prefix4`) or a file.
+fn calibration(path: &std::path::Path) -> Result<Calibration, BuildError> {
+    let name = path.to_string_lossy();
+    if name.starts_with("builtin") && !path.exists() {
+        return Calibration::named_builtin(&name).ok_or_else(|| {
+            let allowed: Vec<String> = BUILTINS
+                .iter()
+                .map(|(name, judges)| format!("\"{name}\" (judges {judges})"))
+                .collect();
+            BuildError::Calibration(format!(
+                "unknown builtin calibration \"{name}\"; the builtin ones are {}, or give the \
+                 path of a file written by `switchyard calibrate`",
+                allowed.join(" and ")
+            ))
+        });
+    }
+    Calibration::load(path).map_err(|e| BuildError::Calibration(e.to_string()))
 }

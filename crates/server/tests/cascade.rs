@@ -6,12 +6,35 @@ mod common;
 use common::{models_dir, start_with, upstream};
 use serde_json::{json, Value};
 use switchyard_mock::{MockConfig, ANSWER};
+use switchyard_router::confidence::Calibration;
 
 /// tiny (local) → large (mock), cascading on every request at `threshold`.
 async fn gateway(threshold: f64) -> (common::Running, switchyard_mock::MockHandle) {
+    gateway_with(threshold, "").await
+}
+
+/// The same gateway with a calibration fitted on the first `k` tokens (the builtin's weights,
+/// marked as a prefix calibration): the cascade judges tiny on the first `k` tokens it streams.
+async fn prefix_gateway(
+    threshold: f64,
+    k: usize,
+) -> (common::Running, switchyard_mock::MockHandle) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prefix.json");
+    let mut calibration = Calibration::builtin();
+    calibration.prefix_tokens = Some(k);
+    calibration.save(&path).unwrap();
+    let router = format!("[router]\ncalibration = {:?}\n", path.display().to_string());
+    gateway_with(threshold, &router).await
+}
+
+async fn gateway_with(
+    threshold: f64,
+    router: &str,
+) -> (common::Running, switchyard_mock::MockHandle) {
     let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
     let config = format!(
-        "[models.tiny]\nprovider = \"local\"\npath = \"{}/tiny.gguf\"\nslots = 2\ncontext_tokens = 1024\nprice = {{ input = 1.0, output = 1.0 }}\n{}
+        "{router}[models.tiny]\nprovider = \"local\"\npath = \"{}/tiny.gguf\"\nslots = 2\ncontext_tokens = 1024\nprice = {{ input = 1.0, output = 1.0 }}\n{}
 [[routes]]
 name = \"everything\"
 when = {{ min_chars = 0 }}
@@ -117,4 +140,215 @@ async fn streams_are_held_until_judged_then_replayed_or_escalated_live() {
         })
         .collect();
     assert_eq!(text, ANSWER);
+}
+
+/// A greedy question long enough that tiny's answer runs past the judged prefix.
+fn long_question(stream: bool, model: &str) -> Value {
+    json!({"model": model, "max_tokens": 12, "temperature": 0.0, "stream": stream,
+           "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+}
+
+/// The chunks' content, in order, and the parsed chunks (`[DONE]` left out).
+fn content_of(ev: &[String]) -> (String, Vec<Value>) {
+    let chunks: Vec<Value> = ev
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (text, chunks)
+}
+
+fn route(resp: &reqwest::Response) -> String {
+    resp.headers()["x-switchyard-route"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prefix_judged_stream_that_is_kept_carries_the_small_models_whole_answer() {
+    let (mut gw, mock) = prefix_gateway(0.0, 3).await;
+    let direct: Value = gw
+        .chat(long_question(false, "tiny"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let whole = direct["choices"][0]["message"]["content"].as_str().unwrap();
+    let completion = direct["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(completion > 3, "tiny must answer past the prefix: {direct}");
+
+    let mut body = long_question(true, "auto");
+    body["stream_options"] = json!({"include_usage": true});
+    let resp = gw.chat(body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-model"], "tiny");
+    let why = route(&resp);
+    assert!(
+        why.contains("cascade: tiny confidence") && why.ends_with(">= 0.00, kept"),
+        "{why}"
+    );
+    let ev = events(resp).await;
+    assert_eq!(ev.last().unwrap(), "[DONE]");
+    let (text, chunks) = content_of(&ev);
+    assert_eq!(text, whole, "the held chunks and the live rest, in order");
+    // The client did not ask for logprobs: the ones the cascade judged by do not leak.
+    assert!(chunks
+        .iter()
+        .all(|c| c["choices"][0].get("logprobs").is_none()));
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens"].as_u64(), Some(completion));
+    assert_eq!(mock.requests(), 0);
+
+    let rows = gw.rows().await;
+    let row = rows.iter().find(|r| r.requested_model == "auto").unwrap();
+    assert_eq!((row.model.as_str(), row.stream), ("tiny", true));
+    assert_eq!(u64::from(row.completion_tokens), completion);
+    let scores: Value = serde_json::from_str(row.scores.as_deref().unwrap()).unwrap();
+    assert!((0.0..=1.0).contains(&scores["confidence.tiny"].as_f64().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_prefix_stream_gives_only_the_logprobs_and_usage_the_client_asked_for() {
+    let (gw, _mock) = prefix_gateway(0.0, 3).await;
+    let mut body = long_question(true, "auto");
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(1);
+    let resp = gw.chat(body).await;
+    assert_eq!(resp.headers()["x-switchyard-model"], "tiny");
+    let ev = events(resp).await;
+    assert_eq!(ev.last().unwrap(), "[DONE]");
+    let (_, chunks) = content_of(&ev);
+    // No include_usage: no usage-only chunk and no usage on the others.
+    assert!(chunks.iter().all(|c| c["usage"].is_null()), "{chunks:?}");
+    assert!(chunks
+        .iter()
+        .all(|c| !c["choices"].as_array().unwrap().is_empty()));
+    // Asked for logprobs with one alternative: every token has them, cut from the judged five.
+    let tokens: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["logprobs"]["content"].as_array())
+        .flatten()
+        .collect();
+    assert!(tokens.len() > 3, "{chunks:?}");
+    assert!(tokens
+        .iter()
+        .all(|t| t["top_logprobs"].as_array().unwrap().len() <= 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prefix_judged_stream_that_escalates_is_dropped_and_the_large_model_answers() {
+    let (mut gw, mock) = prefix_gateway(1.0, 3).await;
+    let mut body = long_question(true, "auto");
+    body["max_tokens"] = json!(200);
+    body["stream_options"] = json!({"include_usage": true});
+    let resp = gw.chat(body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-model"], "large");
+    let why = route(&resp);
+    assert!(why.contains("cascade: tiny confidence") && why.contains("< 1.00, escalated"));
+    let ev = events(resp).await;
+    assert_eq!(ev.last().unwrap(), "[DONE]");
+    let (text, chunks) = content_of(&ev);
+    assert_eq!(text, ANSWER);
+    assert!(chunks
+        .iter()
+        .all(|c| c["choices"][0].get("logprobs").is_none()));
+    assert_eq!(mock.requests(), 1);
+
+    let rows = gw.rows().await;
+    assert_eq!(rows[0].model, "large");
+    assert!(rows[0]
+        .scores
+        .as_deref()
+        .unwrap()
+        .contains("confidence.tiny"));
+    // The small stream was dropped after its judged prefix: the log charges tiny (1 USD per
+    // million output tokens) for the 3 tokens read, not the 200 it was allowed.
+    let large_only =
+        (2.0 * rows[0].prompt_tokens as f64 + 10.0 * rows[0].completion_tokens as f64) / 1e6;
+    let small = rows[0].cost_usd - large_only;
+    assert!(small > 0.0 && small < 4.5e-6, "tiny cost {small}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_not_streamed_gets_the_answer_assembled_from_the_judged_stream() {
+    let (mut gw, mock) = prefix_gateway(0.0, 3).await;
+    let streamed = events(gw.chat(long_question(true, "auto")).await).await;
+    let (streamed_text, _) = content_of(&streamed);
+
+    let resp = gw.chat(long_question(false, "auto")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-model"], "tiny");
+    assert!(route(&resp).ends_with(", kept"));
+    let body: Value = resp.json().await.unwrap();
+    let choice = &body["choices"][0];
+    assert_eq!(choice["message"]["content"], streamed_text.as_str());
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert!(choice["logprobs"].is_null(), "not asked for: {body}");
+    let direct: Value = gw
+        .chat(long_question(false, "tiny"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        choice["message"]["content"],
+        direct["choices"][0]["message"]["content"]
+    );
+    assert_eq!(
+        choice["finish_reason"],
+        direct["choices"][0]["finish_reason"]
+    );
+    assert_eq!(body["usage"], direct["usage"]);
+    assert_eq!(body["object"], "chat.completion");
+
+    let mut asked = long_question(false, "auto");
+    asked["logprobs"] = json!(true);
+    asked["top_logprobs"] = json!(2);
+    let body: Value = gw.chat(asked).await.json().await.unwrap();
+    let tokens = body["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        tokens.len() as u64,
+        body["usage"]["completion_tokens"].as_u64().unwrap()
+    );
+    assert!(tokens
+        .iter()
+        .all(|t| t["top_logprobs"].as_array().unwrap().len() == 2));
+    assert_eq!(mock.requests(), 0);
+
+    let rows = gw.rows().await;
+    let row = &rows[1];
+    assert_eq!((row.model.as_str(), row.stream), ("tiny", false));
+    assert!(row.scores.as_deref().unwrap().contains("confidence.tiny"));
+    assert_eq!(
+        row.completion_tokens,
+        direct["usage"]["completion_tokens"].as_u64().unwrap() as u32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_builtin_calibration_is_an_error_naming_the_builtin_ones() {
+    let text = format!(
+        "[router]\ncalibration = \"builtin:prefix7\"\n{}",
+        upstream("large", "openai", "http://127.0.0.1:9", "mock")
+    );
+    let config =
+        switchyard_server::Config::parse(&text, std::path::Path::new("t.toml"), &|_| None).unwrap();
+    let e = match switchyard_server::Server::new(&config, &common::no_local) {
+        Ok(_) => panic!("an unknown builtin calibration was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("builtin:prefix7")
+            && e.contains("\"builtin\"")
+            && e.contains("\"builtin:prefix4\""),
+        "{e}"
+    );
 }
