@@ -352,3 +352,23 @@ async fn an_unknown_builtin_calibration_is_an_error_naming_the_builtin_ones() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_builtin_prefix4_calibration_decides_on_the_first_4_tokens() {
+    let router = "[router]\ncalibration = \"builtin:prefix4\"\n";
+    let (mut gw, mock) = gateway_with(1.0, router).await;
+    let mut body = long_question(false, "auto");
+    body["max_tokens"] = json!(200);
+    let resp = gw.chat(body).await;
+    assert_eq!(resp.headers()["x-switchyard-model"], "large");
+    assert!(route(&resp).contains("< 1.00, escalated"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], ANSWER);
+    assert_eq!(mock.requests(), 1);
+    let rows = gw.rows().await;
+    // tiny was read for its first 4 tokens (1 USD per million), not the 200 allowed.
+    let large_only =
+        (2.0 * rows[0].prompt_tokens as f64 + 10.0 * rows[0].completion_tokens as f64) / 1e6;
+    let small = rows[0].cost_usd - large_only;
+    assert!(small > 3.5e-6 && small < 4.5e-6, "tiny cost {small}");
+}
