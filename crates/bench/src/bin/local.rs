@@ -31,8 +31,9 @@ struct Args {
 
 const PROMPT: &str = "Write a detailed story about a lighthouse keeper who discovers a message in a bottle. Describe the sea, the weather, the keeper's daily routine, the discovery, and what happens next.";
 const SYSTEM: &str = "You are the support assistant of Northwind Bank. Answer customers politely and briefly. Never ask for passwords or full card numbers. If a question is about fraud, tell the customer to call the fraud line at once. If a question is about opening hours, branches are open from nine to five on weekdays. Mortgage questions go to a human adviser. Keep every answer under eighty words and end with an offer to help further.";
-const TURN: &str =
-    "Hello, I noticed a payment on my card that I do not recognise. What should I do about it now?";
+/// With the run's " (N)" appended, exactly 20 SmolLM2 tokens (the issue's 20-token user turn);
+/// the chat template adds 6 more after it.
+const TURN: &str = "I noticed a payment on my card I do not recognise. What should I do?";
 
 /// Times of one streamed completion, in seconds from the request.
 struct Stream {
@@ -105,14 +106,18 @@ fn peak_rss_mib(pid: u32) -> Result<f64> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let bare = std::env::current_exe()?
-        .with_file_name("examples")
-        .join("bare_llama");
-    if !bare.exists() {
-        bail!(
-            "{} is missing: build it with `cargo build --release -p switchyard-engine --examples`",
-            bare.display()
-        );
+    let examples = std::env::current_exe()?.with_file_name("examples");
+    let (bare, bare_cached) = (
+        examples.join("bare_llama"),
+        examples.join("bare_cached_turn"),
+    );
+    for program in [&bare, &bare_cached] {
+        if !program.exists() {
+            bail!(
+                "{} is missing: build it with `cargo build --release -p switchyard-engine --examples`",
+                program.display()
+            );
+        }
     }
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("switchyard.toml");
@@ -239,6 +244,30 @@ fn main() -> Result<()> {
     let cached_ttft = median(ttfts);
     let rss = peak_rss_mib(gateway.0.id())?;
     gateway.terminate()?;
+    // The same turn after the same cached system prompt, bare (the gateway has stopped).
+    let out = Command::new(&bare_cached)
+        .args([
+            "--model",
+            &args.model,
+            "--threads",
+            &args.threads.to_string(),
+        ])
+        .args(["--system", SYSTEM, "--prompt", TURN])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "bare_cached_turn failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let b: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .context("bare_cached_turn printed nothing")?,
+    )?;
+    let bare_cached_ttft = b["cached_turn_ttft_ms"].as_f64().unwrap_or(f64::NAN);
+    let decoded = b["decoded_tokens"].as_u64().unwrap_or(0);
 
     let (bp, bg, bt, hp, hg, ht) = (col(0), col(1), col(2), col(3), col(4), col(5));
     println!();
@@ -254,7 +283,11 @@ fn main() -> Result<()> {
         "  4 concurrent streams: aggregate {aggregate:.1} gen tok/s = {:.2}x single-stream",
         aggregate / hg
     );
-    println!("  ttft after a cached system prompt (20-token turn): {cached_ttft:.1} ms");
+    println!(
+        "  ttft after a cached system prompt (20-token turn, {decoded} tokens decoded): \
+         {cached_ttft:.1} ms; bare llama.cpp {bare_cached_ttft:.1} ms; ratio {:.3}",
+        cached_ttft / bare_cached_ttft
+    );
     println!("  gateway peak RSS: {rss:.0} MiB");
     println!(
         "{}",
@@ -263,7 +296,8 @@ fn main() -> Result<()> {
             "http_prompt_tok_s": hp, "http_gen_tok_s": hg, "http_ttft_ms": ht,
             "prompt_ratio": hp / bp, "gen_ratio": hg / bg,
             "aggregate_gen_tok_s_4": aggregate, "aggregate_over_single": aggregate / hg,
-            "cached_system_ttft_ms": cached_ttft, "gateway_peak_rss_mib": rss,
+            "cached_system_ttft_ms": cached_ttft, "bare_cached_system_ttft_ms": bare_cached_ttft,
+            "cached_system_ttft_ratio": cached_ttft / bare_cached_ttft, "gateway_peak_rss_mib": rss,
         })
     );
     Ok(())

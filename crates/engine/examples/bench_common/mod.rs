@@ -8,10 +8,13 @@ pub struct Args {
     pub prompt: String,
     pub tokens: usize,
     pub threads: usize,
+    /// A system message before the user's (only `bare_cached_turn` uses it).
+    pub system: String,
 }
 
 const USAGE: &str = "options: --model PATH (default models/SmolLM2-135M-Instruct.Q4_1.gguf) \
---prompt TEXT (the user message) --tokens N (default 128) --threads T (default: all cores)";
+--prompt TEXT (the user message) --tokens N (default 128) --threads T (default: all cores) \
+--system TEXT (the system message, for bare_cached_turn)";
 
 impl Args {
     pub fn parse() -> Result<Args, String> {
@@ -26,6 +29,7 @@ impl Args {
                 .to_string(),
             tokens: 128,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            system: "You are a helpful assistant.".to_string(),
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -38,6 +42,7 @@ impl Args {
                 "--prompt" => args.prompt = value,
                 "--tokens" => args.tokens = number(&value)?,
                 "--threads" => args.threads = number(&value)?,
+                "--system" => args.system = value,
                 _ => return Err(format!("unknown option {flag}; {USAGE}")),
             }
         }
