@@ -49,6 +49,7 @@ pub struct DataArgs {
 pub enum LearnerArg {
     Knn,
     Logreg,
+    Gain,
     Auto,
 }
 
@@ -68,7 +69,8 @@ pub struct TrainArgs {
     /// The learner; auto tries every candidate and keeps the best by cross-validated APGR.
     #[arg(long, value_enum, default_value = "auto")]
     learner: LearnerArg,
-    /// What the score predicts: the strong model doing better, or the weak one failing.
+    /// What the score predicts: the strong model doing better, or the weak one failing (knn
+    /// and logreg; gain predicts both models' quality and scores the expected difference).
     #[arg(long, value_enum, default_value = "strong-better")]
     target: TargetArg,
     /// Share of traffic the calibrated threshold sends to the large model.
@@ -80,6 +82,9 @@ pub struct TrainArgs {
     /// Cross-validation folds over groups, to choose the learner's parameters.
     #[arg(long, default_value_t = 5)]
     folds: usize,
+    /// How many times the cross-validation runs, over different shuffles of the groups.
+    #[arg(long, default_value_t = 3)]
+    cv_repeats: usize,
 }
 
 #[derive(clap::Args)]
@@ -515,6 +520,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         learner: match args.learner {
             LearnerArg::Knn => LearnerKind::Knn,
             LearnerArg::Logreg => LearnerKind::Logreg,
+            LearnerArg::Gain => LearnerKind::Gain,
             LearnerArg::Auto => LearnerKind::Auto,
         },
         target: match args.target {
@@ -523,6 +529,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         },
         target_large_share: args.target_large_share,
         folds: args.folds,
+        repeats: args.cv_repeats,
         training_files: args
             .data
             .data
@@ -535,8 +542,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let router = learned::train(&examples, &embeddings, &opts)?;
     let meta = router.metadata();
     println!(
-        "cross-validation ({} folds over groups), APGR of out-of-fold scores:",
-        meta.folds
+        "cross-validation ({} folds over groups, {} repeats), mean APGR of the validation folds:",
+        meta.folds, args.cv_repeats
     );
     for c in &meta.validation {
         let mark = if c.name == router.name() {
