@@ -90,7 +90,9 @@ impl Int8Weights {
         cols: usize,
     ) {
         assert!(x.n_in == self.n_in && bias.len() == self.n_out);
-        assert!(from.is_multiple_of(PANEL) && cols.is_multiple_of(PANEL) && from + cols <= self.n_out);
+        assert!(
+            from.is_multiple_of(PANEL) && cols.is_multiple_of(PANEL) && from + cols <= self.n_out
+        );
         // SAFETY: forwarded from the caller's contract; the asserts above keep every index in range.
         unsafe { self.matmul_vnni(x, bias, out, from / PANEL, cols / PANEL) }
     }
