@@ -553,6 +553,36 @@ pub fn threshold_for_escalation(probabilities: &[f64], share: f64) -> f64 {
     sorted[k]
 }
 
+// Grading answers to labelled questions, for fitting and measuring calibrations: shared by
+// `switchyard calibrate` and the cascade benchmark.
+
+/// Where `choice` first occurs in `lower` (already lowercased) as a whole: not inside a longer
+/// word or number.
+pub fn first_mention(lower: &str, choice: &str) -> Option<usize> {
+    let choice = choice.trim().to_lowercase();
+    if choice.is_empty() {
+        return None;
+    }
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    lower.match_indices(&choice).map(|(at, _)| at).find(|&at| {
+        boundary(lower[..at].chars().next_back())
+            && boundary(lower[at + choice.len()..].chars().next())
+    })
+}
+
+/// The choice a free-text answer gives: the one it mentions first, after the first "=" if any
+/// (the model was asked for the answer only; a restated question is the exception). `None`
+/// when it mentions none.
+pub fn text_choice(answer: &str, choices: &[String; 4]) -> Option<usize> {
+    // "7 * 3 = 21": a restated question is not the answer; what follows "=" is.
+    let answer = answer.split_once('=').map_or(answer, |(_, rest)| rest);
+    let lower = answer.to_lowercase();
+    (0..choices.len())
+        .filter_map(|i| first_mention(&lower, &choices[i]).map(|at| (at, i)))
+        .min()
+        .map(|(_, i)| i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

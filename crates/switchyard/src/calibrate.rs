@@ -18,7 +18,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Deserialize;
 use switchyard_engine::{ChatTurn, Engine, EngineConfig, Event, FinishReason, GenerateRequest};
-use switchyard_router::confidence::{self, AnswerSignals, Calibration, Feature, FitOptions};
+use switchyard_router::confidence::{
+    self, first_mention, text_choice, AnswerSignals, Calibration, Feature, FitOptions,
+};
 use tokio::task::JoinSet;
 
 #[derive(clap::Args)]
@@ -193,33 +195,6 @@ pub fn parse_letter(answer: &str, choices: &[String; 4]) -> Option<usize> {
     }
 }
 
-/// Where `choice` first occurs in `lower` (already lowercased) as a whole: not inside a longer
-/// word or number.
-fn first_mention(lower: &str, choice: &str) -> Option<usize> {
-    let choice = choice.trim().to_lowercase();
-    if choice.is_empty() {
-        return None;
-    }
-    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
-    lower.match_indices(&choice).map(|(at, _)| at).find(|&at| {
-        boundary(lower[..at].chars().next_back())
-            && boundary(lower[at + choice.len()..].chars().next())
-    })
-}
-
-/// The choice a free-text answer gives: the one it mentions first, after the first "=" if any
-/// (the model was asked for the answer only; a restated question is the exception). `None`
-/// when it mentions none.
-pub fn parse_text(answer: &str, choices: &[String; 4]) -> Option<usize> {
-    // "7 * 3 = 21": a restated question is not the answer; what follows "=" is.
-    let answer = answer.split_once('=').map_or(answer, |(_, rest)| rest);
-    let lower = answer.to_lowercase();
-    (0..choices.len())
-        .filter_map(|i| first_mention(&lower, &choices[i]).map(|at| (at, i)))
-        .min()
-        .map(|(_, i)| i)
-}
-
 /// How the model is asked to answer.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -283,7 +258,7 @@ async fn answer(
     };
     let letter = match format {
         Format::Letter => parse_letter(&text, &choices),
-        Format::Text => parse_text(&text, &choices),
+        Format::Text => text_choice(&text, &choices),
     };
     Ok(Answered {
         index,
@@ -566,7 +541,7 @@ fn write_records(
 
 #[cfg(test)]
 mod tests {
-    use super::{judged_signals, parse_letter, parse_text};
+    use super::{judged_signals, parse_letter, text_choice};
     use switchyard_api::TokenLogprob;
 
     fn tokens(logprobs: &[f32]) -> Vec<TokenLogprob> {
@@ -628,13 +603,13 @@ mod tests {
     #[test]
     fn a_free_text_answer_gives_the_first_choice_it_mentions_as_a_whole_word() {
         let numbers = ["16", "6", "160", "18"].map(String::from);
-        assert_eq!(parse_text("16", &numbers), Some(0));
-        assert_eq!(parse_text("The answer is 160.", &numbers), Some(2));
-        assert_eq!(parse_text("6, not 18", &numbers), Some(1));
-        assert_eq!(parse_text("1600", &numbers), None);
-        assert_eq!(parse_text("10 + 6 = 16", &numbers), Some(0));
+        assert_eq!(text_choice("16", &numbers), Some(0));
+        assert_eq!(text_choice("The answer is 160.", &numbers), Some(2));
+        assert_eq!(text_choice("6, not 18", &numbers), Some(1));
+        assert_eq!(text_choice("1600", &numbers), None);
+        assert_eq!(text_choice("10 + 6 = 16", &numbers), Some(0));
         assert_eq!(
-            parse_text("The capital of Spain is Madrid", &choices()),
+            text_choice("The capital of Spain is Madrid", &choices()),
             Some(3)
         );
     }

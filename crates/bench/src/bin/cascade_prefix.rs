@@ -31,7 +31,9 @@ use serde_json::{json, Value};
 use switchyard_api::TokenLogprob;
 use switchyard_bench::median;
 use switchyard_engine::{ChatTurn, Engine, EngineConfig, Event, FinishReason, GenerateRequest};
-use switchyard_router::confidence::{self, AnswerSignals, Calibration, Feature, FitOptions};
+use switchyard_router::confidence::{
+    self, text_choice, AnswerSignals, Calibration, Feature, FitOptions,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -117,31 +119,6 @@ fn read_questions(path: &Path) -> Result<Vec<Question>> {
     Ok(out)
 }
 
-/// Mirrors `parse_text` in crates/switchyard/src/calibrate.rs (private to the binary crate):
-/// the choice a free-text answer gives is the one it mentions first, after the first "=".
-fn parse_text(answer: &str, choices: &[String; 4]) -> Option<usize> {
-    let answer = answer.split_once('=').map_or(answer, |(_, rest)| rest);
-    let lower = answer.to_lowercase();
-    (0..choices.len())
-        .filter_map(|i| first_mention(&lower, &choices[i]).map(|at| (at, i)))
-        .min()
-        .map(|(_, i)| i)
-}
-
-/// Mirrors `first_mention` in crates/switchyard/src/calibrate.rs: where `choice` first occurs
-/// in `lower` as a whole word or number.
-fn first_mention(lower: &str, choice: &str) -> Option<usize> {
-    let choice = choice.trim().to_lowercase();
-    if choice.is_empty() {
-        return None;
-    }
-    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
-    lower.match_indices(&choice).map(|(at, _)| at).find(|&at| {
-        boundary(lower[..at].chars().next_back())
-            && boundary(lower[at + choice.len()..].chars().next())
-    })
-}
-
 /// Asks one question as `switchyard calibrate --format text` does (greedy, top 5 logprobs)
 /// and records the answer's tokens as they arrive.
 fn answer(engine: &Engine, q: &Question, max_tokens: u32) -> Result<Answer> {
@@ -173,7 +150,7 @@ fn answer(engine: &Engine, q: &Question, max_tokens: u32) -> Result<Answer> {
         bail!("an answer without tokens");
     }
     Ok(Answer {
-        good: parse_text(&text, &q.choices) == Some(q.gold),
+        good: text_choice(&text, &q.choices) == Some(q.gold),
         logprobs,
         times,
         done: start.elapsed().as_secs_f64(),
