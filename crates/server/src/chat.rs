@@ -226,16 +226,11 @@ async fn complete(
     let (resp, model) =
         first_answer(gw, slot, rung, spent.since, |m| m.provider.complete(&req)).await?;
     let usage = resp.usage.unwrap_or_default();
-    {
-        let mut o = slot.lock();
-        o.upstream_ms = Some(spent.since.elapsed().as_secs_f64() * 1e3);
-        o.prompt_tokens = usage.prompt_tokens;
-        o.completion_tokens = usage.completion_tokens;
-        o.cost_usd = spent.cost_usd
-            + model
-                .price
-                .cost(usage.prompt_tokens, usage.completion_tokens);
-    }
+    let cost = model
+        .price
+        .cost(usage.prompt_tokens, usage.completion_tokens);
+    slot.lock()
+        .answered(spent.since, usage, spent.cost_usd + cost);
     json(&resp)
 }
 
@@ -371,10 +366,7 @@ async fn cascade(
             o.reason.push_str(&format!("; {}", step.describe(rung)));
             if keep {
                 o.model.clone_from(rung);
-                o.upstream_ms = Some(spent.since.elapsed().as_secs_f64() * 1e3);
-                o.prompt_tokens = usage.prompt_tokens;
-                o.completion_tokens = usage.completion_tokens;
-                o.cost_usd = spent.cost_usd;
+                o.answered(spent.since, usage, spent.cost_usd);
             }
         }
         if !keep {
@@ -535,13 +527,7 @@ async fn judge_prefix(
         .model
         .price
         .cost(usage.prompt_tokens, usage.completion_tokens);
-    {
-        let mut o = slot.lock();
-        o.upstream_ms = Some(spent.since.elapsed().as_secs_f64() * 1e3);
-        o.prompt_tokens = usage.prompt_tokens;
-        o.completion_tokens = usage.completion_tokens;
-        o.cost_usd = spent.cost_usd;
-    }
+    slot.lock().answered(spent.since, usage, spent.cost_usd);
     fit_logprobs(&mut resp, req);
     Some(json(&resp))
 }

@@ -52,6 +52,22 @@ pub struct Outcome {
     pub features: Option<switchyard_router::data::Features>,
 }
 
+impl Outcome {
+    /// Notes a whole answer: time spent upstream since `since`, its tokens, and the request's
+    /// total cost (earlier cascade rungs included).
+    pub fn answered(
+        &mut self,
+        since: std::time::Instant,
+        usage: switchyard_api::Usage,
+        cost_usd: f64,
+    ) {
+        self.upstream_ms = Some(since.elapsed().as_secs_f64() * 1e3);
+        self.prompt_tokens = usage.prompt_tokens;
+        self.completion_tokens = usage.completion_tokens;
+        self.cost_usd = cost_usd;
+    }
+}
+
 /// Shared between the handler (and its response stream) and the record layer.
 #[derive(Clone, Default)]
 pub struct OutcomeSlot(Arc<Mutex<Outcome>>);
