@@ -91,6 +91,21 @@ fn request(system: Option<&str>, user: &str, max_tokens: u32) -> Value {
            "stream": true, "stream_options": {"include_usage": true}})
 }
 
+/// Runs a reference program to its end and parses the JSON line it prints last.
+fn last_json_line(mut program: Command) -> Result<Value> {
+    let name = program.get_program().to_string_lossy().into_owned();
+    let out = program.output()?;
+    if !out.status.success() {
+        bail!("{name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .with_context(|| format!("{name} printed nothing"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
 fn peak_rss_mib(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
@@ -151,27 +166,16 @@ fn main() -> Result<()> {
         // A new start each run, so the prefix cache cannot skip the prompt (only the template's
         // fixed preamble before the user turn is found in it), and the same text for both.
         let prompt = format!("Story number {run}. {PROMPT}");
-        let out = Command::new(&bare)
+        let mut bare_run = Command::new(&bare);
+        bare_run
             .args([
                 "--model",
                 &args.model,
                 "--threads",
                 &args.threads.to_string(),
             ])
-            .args(["--tokens", &args.tokens.to_string(), "--prompt", &prompt])
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "bare_llama failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let b: Value = serde_json::from_str(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .context("bare_llama printed nothing")?,
-        )?;
+            .args(["--tokens", &args.tokens.to_string(), "--prompt", &prompt]);
+        let b = last_json_line(bare_run)?;
         let s = rt.block_on(stream(&client, &url, request(None, &prompt, args.tokens)))?;
         let gen_s = s.tokens.last().copied().unwrap_or(s.first) - s.first;
         let http = [
@@ -245,27 +249,16 @@ fn main() -> Result<()> {
     let rss = peak_rss_mib(gateway.0.id())?;
     gateway.terminate()?;
     // The same turn after the same cached system prompt, bare (the gateway has stopped).
-    let out = Command::new(&bare_cached)
+    let mut cached_run = Command::new(&bare_cached);
+    cached_run
         .args([
             "--model",
             &args.model,
             "--threads",
             &args.threads.to_string(),
         ])
-        .args(["--system", SYSTEM, "--prompt", TURN])
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "bare_cached_turn failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let b: Value = serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .context("bare_cached_turn printed nothing")?,
-    )?;
+        .args(["--system", SYSTEM, "--prompt", TURN]);
+    let b = last_json_line(cached_run)?;
     let bare_cached_ttft = b["cached_turn_ttft_ms"].as_f64().unwrap_or(f64::NAN);
     let decoded = b["decoded_tokens"].as_u64().unwrap_or(0);
 
