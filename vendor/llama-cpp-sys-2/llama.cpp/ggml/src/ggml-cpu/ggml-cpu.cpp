@@ -99,6 +99,11 @@ static bool ggml_backend_cpu_is_extra_buffer_type(ggml_backend_buffer_type_t buf
 struct ggml_backend_cpu_context {
     int                 n_threads;
     ggml_threadpool_t   threadpool;
+    // Switchyard: the pool used when none is attached. Upstream starts and joins fresh threads
+    // for every graph then, and on a loaded 2-core machine a new thread can wait milliseconds
+    // for a core while its partner spins at the first barrier (one decode step is ~3 ms).
+    ggml_threadpool_t   own_threadpool;
+    int                 own_threadpool_n_threads;
 
     uint8_t *           work_data;
     size_t              work_size;
@@ -118,6 +123,9 @@ static const char * ggml_backend_cpu_get_name(ggml_backend_t backend) {
 static void ggml_backend_cpu_free(ggml_backend_t backend) {
     struct ggml_backend_cpu_context * cpu_ctx = (struct ggml_backend_cpu_context *)backend->context;
     delete[] cpu_ctx->work_data;
+    if (cpu_ctx->own_threadpool != NULL) {
+        ggml_threadpool_free(cpu_ctx->own_threadpool);
+    }
     delete cpu_ctx;
     delete backend;
 }
@@ -170,7 +178,21 @@ static enum ggml_status ggml_backend_cpu_graph_plan_compute(ggml_backend_t backe
 static enum ggml_status ggml_backend_cpu_graph_compute(ggml_backend_t backend, struct ggml_cgraph * cgraph) {
     struct ggml_backend_cpu_context * cpu_ctx = (struct ggml_backend_cpu_context *)backend->context;
 
-    struct ggml_cplan cplan = ggml_graph_plan(cgraph, cpu_ctx->n_threads, cpu_ctx->threadpool);
+    ggml_threadpool_t threadpool = cpu_ctx->threadpool;
+    if (threadpool == NULL && cpu_ctx->n_threads > 1) {
+        // Switchyard: keep one pool, sized for the most threads asked for so far.
+        if (cpu_ctx->own_threadpool != NULL && cpu_ctx->own_threadpool_n_threads < cpu_ctx->n_threads) {
+            ggml_threadpool_free(cpu_ctx->own_threadpool);
+            cpu_ctx->own_threadpool = NULL;
+        }
+        if (cpu_ctx->own_threadpool == NULL) {
+            struct ggml_threadpool_params params = ggml_threadpool_params_default(cpu_ctx->n_threads);
+            cpu_ctx->own_threadpool = ggml_threadpool_new(&params);
+            cpu_ctx->own_threadpool_n_threads = cpu_ctx->n_threads;
+        }
+        threadpool = cpu_ctx->own_threadpool;
+    }
+    struct ggml_cplan cplan = ggml_graph_plan(cgraph, cpu_ctx->n_threads, threadpool);
 
     if (cpu_ctx->work_size < cplan.work_size) {
         delete[] cpu_ctx->work_data;
@@ -225,6 +247,8 @@ ggml_backend_t ggml_backend_cpu_init(void) {
 
     ctx->n_threads           = GGML_DEFAULT_N_THREADS;
     ctx->threadpool          = NULL;
+    ctx->own_threadpool      = NULL;
+    ctx->own_threadpool_n_threads = 0;
     ctx->work_data           = NULL;
     ctx->work_size           = 0;
     ctx->abort_callback      = NULL;

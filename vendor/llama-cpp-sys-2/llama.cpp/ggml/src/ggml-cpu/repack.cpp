@@ -15,6 +15,7 @@
 #include <cstring>
 #include <cassert>
 #include <cstdio>  // for GGML_ASSERT
+#include <vector>
 
 #include "repack.h"
 
@@ -4232,6 +4233,390 @@ static int repack_mxfp4_to_mxfp4_8_bl(struct ggml_tensor * t, int interleave_blo
     GGML_UNUSED(data_size);
 }
 
+// Switchyard: batched ("repacked") kernels for Q4_1 weights, which upstream lacks on x86.
+//
+// Eight rows are interleaved per block of 32 columns: the 8 scales, the 8 minimums, then four
+// 32-byte chunks, chunk c holding for each row r (bytes 4r..4r+3) the source bytes
+// qs[4c..4c+3] of that row, i.e. elements 4c..4c+3 in the low nibbles and 16+4c..16+4c+3 in
+// the high ones. One 32-bit lane per row, so a u8 x s8 dot product against four broadcast
+// activation bytes accumulates all eight rows at once with no horizontal sums. A Q4_1 weight is
+// d*q + m, so a row's block dot product is d*dx*sum(q*x) + m*dx*sum(x): the second term uses
+// the block sums of the quantized activations, computed once per call.
+struct block_q4_1x8 {
+    ggml_half d[8];
+    ggml_half m[8];
+    uint8_t qs[QK4_1 * 4];
+};
+static_assert(sizeof(block_q4_1x8) == 8 * sizeof(block_q4_1), "wrong q4_1x8 block size/padding");
+
+static int repack_q4_1_to_q4_1_8_bl(struct ggml_tensor * t, const void * GGML_RESTRICT data, size_t data_size) {
+    GGML_ASSERT(t->type == GGML_TYPE_Q4_1);
+    constexpr int nrows_interleaved = 8;
+
+    block_q4_1x8 * dst = (block_q4_1x8 *) t->data;
+    const block_q4_1 * src = (const block_q4_1 *) data;
+    const int nrow = ggml_nrows(t);
+    const int nblocks = t->ne[0] / QK4_1;
+
+    GGML_ASSERT(data_size == nrow * nblocks * sizeof(block_q4_1));
+
+    if (t->ne[1] % nrows_interleaved != 0) {
+        return -1;
+    }
+
+    for (int r0 = 0; r0 < nrow; r0 += nrows_interleaved) {
+        for (int b = 0; b < nblocks; b++) {
+            for (int r = 0; r < nrows_interleaved; r++) {
+                const block_q4_1 & blk = src[(r0 + r) * nblocks + b];
+                dst->d[r] = blk.GGML_COMMON_AGGR_U.GGML_COMMON_AGGR_S.d;
+                dst->m[r] = blk.GGML_COMMON_AGGR_U.GGML_COMMON_AGGR_S.m;
+                for (int c = 0; c < 4; c++) {
+                    memcpy(dst->qs + 32 * c + 4 * r, blk.qs + 4 * c, 4);
+                }
+            }
+            dst++;
+        }
+    }
+    return 0;
+}
+
+// Offset of element e of row `row` in a block_q8_0x4 quantized with an interleave of 8 bytes.
+static inline int q8_0x4_offset(int row, int e) {
+    return (e / 8) * 32 + row * 8 + e % 8;
+}
+
+// d * sum(q) of each activation block: nrows rows of nb block_q8_0, or nrows/4 groups of nb
+// block_q8_0x4 when interleaved.
+static void q8_0_block_sums(const void * vy, int nb, int nrows, bool interleaved, float * sums) {
+    if (!interleaved) {
+        const block_q8_0 * a = (const block_q8_0 *) vy;
+        for (int i = 0; i < nrows * nb; i++) {
+            int s = 0;
+            for (int j = 0; j < QK8_0; j++) {
+                s += a[i].qs[j];
+            }
+            sums[i] = GGML_CPU_FP16_TO_FP32(a[i].d) * (float) s;
+        }
+        return;
+    }
+    const block_q8_0x4 * a = (const block_q8_0x4 *) vy;
+    for (int g = 0; g < nrows / 4; g++) {
+        for (int b = 0; b < nb; b++) {
+            const block_q8_0x4 & blk = a[g * nb + b];
+#if defined(__AVX2__)
+            // bytes 8r..8r+7 of each 32-byte chunk belong to row r
+            const __m256i ones = _mm256_set1_epi8(1);
+            __m256i p = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                p = _mm256_add_epi16(p, _mm256_maddubs_epi16(ones, _mm256_loadu_si256((const __m256i *) (blk.qs + 32 * c))));
+            }
+            int32_t lanes[8];
+            _mm256_storeu_si256((__m256i *) lanes, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+            for (int r = 0; r < 4; r++) {
+                sums[(g * nb + b) * 4 + r] = GGML_CPU_FP16_TO_FP32(blk.d[r]) * (float) (lanes[2 * r] + lanes[2 * r + 1]);
+            }
+            continue;
+#endif
+            for (int r = 0; r < 4; r++) {
+                int s = 0;
+                for (int j = 0; j < 8 * 4; j++) {
+                    s += blk.qs[(j / 8) * 32 + r * 8 + j % 8];
+                }
+                sums[(g * nb + b) * 4 + r] = GGML_CPU_FP16_TO_FP32(blk.d[r]) * (float) s;
+            }
+        }
+    }
+}
+
+static float * q4_1_sums_buffer(size_t n) {
+    static thread_local std::vector<float> buf;
+    if (buf.size() < n) {
+        buf.resize(n);
+    }
+    return buf.data();
+}
+
+#if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+#define SWITCHYARD_Q4_1_AVX2
+#endif
+
+#if defined(SWITCHYARD_Q4_1_AVX2)
+// Accumulates, per 32-bit lane, the u8 x s8 products of (lo, xlo) and (hi, xhi) over one block.
+// Without VNNI the sums stay in 16 bits until the block ends (q4_1_acc_i32): at most
+// 4 chunks * 2 * 2 * 15 * 127 = 30480 per lane, with activations in [-127, 127].
+static inline __m256i q4_1_acc(__m256i acc, __m256i lo, __m256i xlo, __m256i hi, __m256i xhi) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(acc, lo, xlo), hi, xhi);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(acc, lo, xlo), hi, xhi);
+#else
+    return _mm256_add_epi16(acc, _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi)));
+#endif
+}
+
+static inline __m256i q4_1_acc_i32(__m256i acc) {
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+    return acc;
+#else
+    return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+#endif
+}
+
+static inline int32_t q4_1_load4(const int8_t * p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+#endif
+
+static void ggml_gemv_q4_1_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, const void * GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc) {
+    const int nb = n / QK8_0;
+    GGML_UNUSED(bs);
+    GGML_ASSERT(nr == 1);
+    const block_q8_0 * a = (const block_q8_0 *) vy;
+    float * sums = q4_1_sums_buffer(nb);
+    q8_0_block_sums(vy, nb, 1, false, sums);
+
+    for (int x = 0; x < nc / 8; x++) {
+        const block_q4_1x8 * w = (const block_q4_1x8 *) vx + x * nb;
+#if defined(SWITCHYARD_Q4_1_AVX2)
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            __m256i iacc = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                const __m256i raw = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * c));
+                const __m256i lo = _mm256_and_si256(raw, m4);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                iacc = q4_1_acc(iacc, lo, _mm256_set1_epi32(q4_1_load4(a[b].qs + 4 * c)),
+                                 hi, _mm256_set1_epi32(q4_1_load4(a[b].qs + 16 + 4 * c)));
+            }
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].d));
+            const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].m));
+            const __m256 da = _mm256_set1_ps(GGML_CPU_FP16_TO_FP32(a[b].d));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_1_acc_i32(iacc)), _mm256_mul_ps(dw, da), acc);
+            acc = _mm256_fmadd_ps(mw, _mm256_set1_ps(sums[b]), acc);
+        }
+        _mm256_storeu_ps(s + x * 8, acc);
+#else
+        float acc[8] = {0};
+        for (int b = 0; b < nb; b++) {
+            for (int r = 0; r < 8; r++) {
+                int sumi = 0;
+                for (int c = 0; c < 4; c++) {
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t q = w[b].qs[32 * c + 4 * r + i];
+                        sumi += (q & 0x0F) * a[b].qs[4 * c + i] + (q >> 4) * a[b].qs[16 + 4 * c + i];
+                    }
+                }
+                acc[r] += GGML_CPU_FP16_TO_FP32(w[b].d[r]) * GGML_CPU_FP16_TO_FP32(a[b].d) * (float) sumi
+                        + GGML_CPU_FP16_TO_FP32(w[b].m[r]) * sums[b];
+            }
+        }
+        memcpy(s + x * 8, acc, sizeof(acc));
+#endif
+    }
+}
+
+static void ggml_gemm_q4_1_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, const void * GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc) {
+    const int nb = n / QK8_0;
+    const block_q8_0x4 * a_all = (const block_q8_0x4 *) vy;
+    float * sums = q4_1_sums_buffer((size_t) nr * nb);
+    q8_0_block_sums(vy, nb, nr, true, sums);
+
+    for (int y = 0; y < nr / 4; y++) {
+        const block_q8_0x4 * a = a_all + y * nb;
+        const float * sa = sums + y * nb * 4;
+        for (int x = 0; x < nc / 8; x++) {
+            const block_q4_1x8 * w = (const block_q4_1x8 *) vx + x * nb;
+#if defined(SWITCHYARD_Q4_1_AVX2)
+            const __m256i m4 = _mm256_set1_epi8(0x0F);
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int b = 0; b < nb; b++) {
+                __m256i iacc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+                for (int c = 0; c < 4; c++) {
+                    const __m256i raw = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * c));
+                    const __m256i lo = _mm256_and_si256(raw, m4);
+                    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    for (int r = 0; r < 4; r++) {
+                        iacc[r] = q4_1_acc(iacc[r],
+                                            lo, _mm256_set1_epi32(q4_1_load4(a[b].qs + q8_0x4_offset(r, 4 * c))),
+                                            hi, _mm256_set1_epi32(q4_1_load4(a[b].qs + q8_0x4_offset(r, 16 + 4 * c))));
+                    }
+                }
+                const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].d));
+                const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].m));
+                for (int r = 0; r < 4; r++) {
+                    const __m256 da = _mm256_set1_ps(GGML_CPU_FP16_TO_FP32(a[b].d[r]));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_1_acc_i32(iacc[r])), _mm256_mul_ps(dw, da), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(mw, _mm256_set1_ps(sa[b * 4 + r]), acc[r]);
+                }
+            }
+            for (int r = 0; r < 4; r++) {
+                _mm256_storeu_ps(s + (y * 4 + r) * bs + x * 8, acc[r]);
+            }
+#else
+            for (int r = 0; r < 4; r++) {
+                float acc[8] = {0};
+                for (int b = 0; b < nb; b++) {
+                    for (int row = 0; row < 8; row++) {
+                        int sumi = 0;
+                        for (int c = 0; c < 4; c++) {
+                            for (int i = 0; i < 4; i++) {
+                                const uint8_t q = w[b].qs[32 * c + 4 * row + i];
+                                sumi += (q & 0x0F) * a[b].qs[q8_0x4_offset(r, 4 * c + i)]
+                                      + (q >> 4) * a[b].qs[q8_0x4_offset(r, 16 + 4 * c + i)];
+                            }
+                        }
+                        acc[row] += GGML_CPU_FP16_TO_FP32(w[b].d[row]) * GGML_CPU_FP16_TO_FP32(a[b].d[r]) * (float) sumi
+                                  + GGML_CPU_FP16_TO_FP32(w[b].m[row]) * sa[b * 4 + r];
+                    }
+                }
+                memcpy(s + (y * 4 + r) * bs + x * 8, acc, sizeof(acc));
+            }
+#endif
+        }
+    }
+}
+// Switchyard: the same layout for Q8_0 weights (eight 32-byte chunks per block, chunk c holding
+// elements 4c..4c+3 of each row), for the output layer of models that keep it in Q8_0.
+struct block_q8_0x8l {
+    ggml_half d[8];
+    int8_t qs[QK8_0 * 8];
+};
+static_assert(sizeof(block_q8_0x8l) == 8 * sizeof(block_q8_0), "wrong q8_0x8l block size/padding");
+
+static int repack_q8_0_to_q8_0_8l_bl(struct ggml_tensor * t, const void * GGML_RESTRICT data, size_t data_size) {
+    GGML_ASSERT(t->type == GGML_TYPE_Q8_0);
+    constexpr int nrows_interleaved = 8;
+
+    block_q8_0x8l * dst = (block_q8_0x8l *) t->data;
+    const block_q8_0 * src = (const block_q8_0 *) data;
+    const int nrow = ggml_nrows(t);
+    const int nblocks = t->ne[0] / QK8_0;
+
+    GGML_ASSERT(data_size == nrow * nblocks * sizeof(block_q8_0));
+
+    if (t->ne[1] % nrows_interleaved != 0) {
+        return -1;
+    }
+
+    for (int r0 = 0; r0 < nrow; r0 += nrows_interleaved) {
+        for (int b = 0; b < nblocks; b++) {
+            for (int r = 0; r < nrows_interleaved; r++) {
+                const block_q8_0 & blk = src[(r0 + r) * nblocks + b];
+                dst->d[r] = blk.d;
+                for (int c = 0; c < 8; c++) {
+                    memcpy(dst->qs + 32 * c + 4 * r, blk.qs + 4 * c, 4);
+                }
+            }
+            dst++;
+        }
+    }
+    return 0;
+}
+
+#if defined(SWITCHYARD_Q4_1_AVX2)
+// per 32-bit lane, sum of four s8 x s8 products of w and x, added to acc
+static inline __m256i q8_0_dot(__m256i acc, __m256i w, __m256i x) {
+    const __m256i aw = _mm256_sign_epi8(w, w);
+    const __m256i sx = _mm256_sign_epi8(x, w);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(acc, aw, sx);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(acc, aw, sx);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1)));
+#endif
+}
+#endif
+
+static void ggml_gemv_q8_0_8x8l_q8_0(int n, float * GGML_RESTRICT s, size_t bs, const void * GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc) {
+    const int nb = n / QK8_0;
+    GGML_UNUSED(bs);
+    GGML_ASSERT(nr == 1);
+    const block_q8_0 * a = (const block_q8_0 *) vy;
+
+    for (int x = 0; x < nc / 8; x++) {
+        const block_q8_0x8l * w = (const block_q8_0x8l *) vx + x * nb;
+#if defined(SWITCHYARD_Q4_1_AVX2)
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            __m256i iacc = _mm256_setzero_si256();
+            for (int c = 0; c < 8; c++) {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * c));
+                iacc = q8_0_dot(iacc, wv, _mm256_set1_epi32(q4_1_load4(a[b].qs + 4 * c)));
+            }
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].d));
+            const __m256 da = _mm256_set1_ps(GGML_CPU_FP16_TO_FP32(a[b].d));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), _mm256_mul_ps(dw, da), acc);
+        }
+        _mm256_storeu_ps(s + x * 8, acc);
+#else
+        float acc[8] = {0};
+        for (int b = 0; b < nb; b++) {
+            for (int r = 0; r < 8; r++) {
+                int sumi = 0;
+                for (int c = 0; c < 8; c++) {
+                    for (int i = 0; i < 4; i++) {
+                        sumi += w[b].qs[32 * c + 4 * r + i] * a[b].qs[4 * c + i];
+                    }
+                }
+                acc[r] += GGML_CPU_FP16_TO_FP32(w[b].d[r]) * GGML_CPU_FP16_TO_FP32(a[b].d) * (float) sumi;
+            }
+        }
+        memcpy(s + x * 8, acc, sizeof(acc));
+#endif
+    }
+}
+
+static void ggml_gemm_q8_0_8x8l_q8_0(int n, float * GGML_RESTRICT s, size_t bs, const void * GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc) {
+    const int nb = n / QK8_0;
+    const block_q8_0x4 * a_all = (const block_q8_0x4 *) vy;
+
+    for (int y = 0; y < nr / 4; y++) {
+        const block_q8_0x4 * a = a_all + y * nb;
+        for (int x = 0; x < nc / 8; x++) {
+            const block_q8_0x8l * w = (const block_q8_0x8l *) vx + x * nb;
+#if defined(SWITCHYARD_Q4_1_AVX2)
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int b = 0; b < nb; b++) {
+                __m256i iacc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+                for (int c = 0; c < 8; c++) {
+                    const __m256i wv = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * c));
+                    for (int r = 0; r < 4; r++) {
+                        iacc[r] = q8_0_dot(iacc[r], wv, _mm256_set1_epi32(q4_1_load4(a[b].qs + q8_0x4_offset(r, 4 * c))));
+                    }
+                }
+                const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].d));
+                for (int r = 0; r < 4; r++) {
+                    const __m256 da = _mm256_set1_ps(GGML_CPU_FP16_TO_FP32(a[b].d[r]));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[r]), _mm256_mul_ps(dw, da), acc[r]);
+                }
+            }
+            for (int r = 0; r < 4; r++) {
+                _mm256_storeu_ps(s + (y * 4 + r) * bs + x * 8, acc[r]);
+            }
+#else
+            for (int r = 0; r < 4; r++) {
+                float acc[8] = {0};
+                for (int b = 0; b < nb; b++) {
+                    for (int row = 0; row < 8; row++) {
+                        int sumi = 0;
+                        for (int e = 0; e < QK8_0; e++) {
+                            sumi += w[b].qs[32 * (e / 4) + 4 * row + e % 4] * a[b].qs[q8_0x4_offset(r, e)];
+                        }
+                        acc[row] += GGML_CPU_FP16_TO_FP32(w[b].d[row]) * GGML_CPU_FP16_TO_FP32(a[b].d[r]) * (float) sumi;
+                    }
+                }
+                memcpy(s + (y * 4 + r) * bs + x * 8, acc, sizeof(acc));
+            }
+#endif
+        }
+    }
+}
+// Switchyard: end of the Q4_1 and Q8_0 kernels
+
 namespace ggml::cpu::repack {
 // repack
 template <typename BLOC_TYPE, int64_t INTER_SIZE, int64_t NB_COLS>
@@ -4920,6 +5305,31 @@ template <typename BLOC_TYPE, int64_t INTER_SIZE, int64_t NB_COLS, ggml_type PAR
     }
 };
 
+// Switchyard: Q4_1 and Q8_0 (see block_q4_1x8)
+template <> int repack<block_q8_0, 8, 8>(struct ggml_tensor * t, const void * data, size_t data_size) {
+    return repack_q8_0_to_q8_0_8l_bl(t, data, data_size);
+}
+
+template <> void gemv<block_q8_0, 8, 8, GGML_TYPE_Q8_0>(int n, float * s, size_t bs, const void * vx, const void * vy, int nr, int nc) {
+    ggml_gemv_q8_0_8x8l_q8_0(n, s, bs, vx, vy, nr, nc);
+}
+
+template <> void gemm<block_q8_0, 8, 8, GGML_TYPE_Q8_0>(int n, float * s, size_t bs, const void * vx, const void * vy, int nr, int nc) {
+    ggml_gemm_q8_0_8x8l_q8_0(n, s, bs, vx, vy, nr, nc);
+}
+
+template <> int repack<block_q4_1, 8, 8>(struct ggml_tensor * t, const void * data, size_t data_size) {
+    return repack_q4_1_to_q4_1_8_bl(t, data, data_size);
+}
+
+template <> void gemv<block_q4_1, 8, 8, GGML_TYPE_Q8_0>(int n, float * s, size_t bs, const void * vx, const void * vy, int nr, int nc) {
+    ggml_gemv_q4_1_8x8_q8_0(n, s, bs, vx, vy, nr, nc);
+}
+
+template <> void gemm<block_q4_1, 8, 8, GGML_TYPE_Q8_0>(int n, float * s, size_t bs, const void * vx, const void * vy, int nr, int nc) {
+    ggml_gemm_q4_1_8x8_q8_0(n, s, bs, vx, vy, nr, nc);
+}
+
 }  // namespace ggml::cpu::repack
 
 static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur) {
@@ -4954,6 +5364,10 @@ static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(cons
     // instance for MXFP4
     static const ggml::cpu::repack::tensor_traits<block_mxfp4, 4, 4, GGML_TYPE_Q8_0> mxfp4_4x4_q8_0;
     static const ggml::cpu::repack::tensor_traits<block_mxfp4, 8, 8, GGML_TYPE_Q8_0> mxfp4_8x8_q8_0;
+
+    // Switchyard: instances for Q4_1 and for Q8_0 on x86
+    static const ggml::cpu::repack::tensor_traits<block_q4_1, 8, 8, GGML_TYPE_Q8_0> q4_1_8x8_q8_0;
+    static const ggml::cpu::repack::tensor_traits<block_q8_0, 8, 8, GGML_TYPE_Q8_0> q8_0_8x8l_q8_0;
 
     // instance for Q8_0
     static const ggml::cpu::repack::tensor_traits<block_q8_0, 4, 4, GGML_TYPE_Q8_0> q8_0_4x4_q8_0;
@@ -5002,6 +5416,13 @@ static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(cons
                 default:   { return nullptr; }
             }
             #endif
+        }
+    } else if (cur->type == GGML_TYPE_Q4_1) {
+        // Switchyard
+        if (ggml_cpu_has_avx2() && ggml_cpu_has_f16c() && ggml_cpu_has_fma()) {
+            if (cur->ne[1] % 8 == 0) {
+                return &q4_1_8x8_q8_0;
+            }
         }
     } else if (cur->type == GGML_TYPE_Q4_K) {
         if (ggml_cpu_has_avx2()) {
@@ -5103,6 +5524,12 @@ static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(cons
             }
         }
     } else if (cur->type == GGML_TYPE_Q8_0) {
+        // Switchyard
+        if (ggml_cpu_has_avx2() && ggml_cpu_has_f16c() && ggml_cpu_has_fma()) {
+            if (cur->ne[1] % 8 == 0) {
+                return &q8_0_8x8l_q8_0;
+            }
+        }
         if (ggml_cpu_has_neon() && ggml_cpu_has_matmul_int8()) {
             if (cur->ne[1] % 4 == 0) {
                 return &q8_0_4x8_q8_0;
