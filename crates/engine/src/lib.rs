@@ -255,13 +255,15 @@ impl Engine {
         check_model_file(&cfg.path)?;
         let backend = backend()?;
         let started = std::time::Instant::now();
-        let model = LlamaModel::load_from_file(backend, &cfg.path, &LlamaModelParams::default())
-            .map_err(|e| {
-                tracing::debug!(error = %e, "llama.cpp model load failed");
-                EngineError::ModelLoad {
-                    path: cfg.path.clone(),
-                }
-            })?;
+        // Read, not mapped: llama.cpp repacks most weights into its own buffers at load, and a
+        // mapping would keep a second, page-cache copy of them resident (SmolLM2: 308 -> 245 MiB).
+        let params = LlamaModelParams::default().with_use_mmap(false);
+        let model = LlamaModel::load_from_file(backend, &cfg.path, &params).map_err(|e| {
+            tracing::debug!(error = %e, "llama.cpp model load failed");
+            EngineError::ModelLoad {
+                path: cfg.path.clone(),
+            }
+        })?;
         let model = Arc::new(model);
         let name = cfg
             .path
