@@ -152,7 +152,10 @@ fn init(path: &Path, force: bool) -> Result<()> {
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // llama.cpp reports every tensor and key it loads at info level: warnings only,
+            // unless RUST_LOG asks for more.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,llama-cpp-2=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
