@@ -4249,16 +4249,20 @@ struct block_q4_1x8 {
 };
 static_assert(sizeof(block_q4_1x8) == 8 * sizeof(block_q4_1), "wrong q4_1x8 block size/padding");
 
-static int repack_q4_1_to_q4_1_8_bl(struct ggml_tensor * t, const void * GGML_RESTRICT data, size_t data_size) {
-    GGML_ASSERT(t->type == GGML_TYPE_Q4_1);
+// Interleaves eight rows of Q4_1 or Q8_0 blocks into the layout above: per block, the eight
+// scales (and minimums), then the rows' quants 4 bytes at a time.
+template <typename block_in, typename block_out, ggml_type type>
+static int repack_rows_x8(struct ggml_tensor * t, const void * GGML_RESTRICT data, size_t data_size) {
+    GGML_ASSERT(t->type == type);
     constexpr int nrows_interleaved = 8;
+    constexpr int chunks = sizeof(block_in::qs) / 4;
 
-    block_q4_1x8 * dst = (block_q4_1x8 *) t->data;
-    const block_q4_1 * src = (const block_q4_1 *) data;
+    block_out * dst = (block_out *) t->data;
+    const block_in * src = (const block_in *) data;
     const int nrow = ggml_nrows(t);
-    const int nblocks = t->ne[0] / QK4_1;
+    const int nblocks = t->ne[0] / ggml_blck_size(type);
 
-    GGML_ASSERT(data_size == nrow * nblocks * sizeof(block_q4_1));
+    GGML_ASSERT(data_size == nrow * nblocks * sizeof(block_in));
 
     if (t->ne[1] % nrows_interleaved != 0) {
         return -1;
@@ -4267,10 +4271,14 @@ static int repack_q4_1_to_q4_1_8_bl(struct ggml_tensor * t, const void * GGML_RE
     for (int r0 = 0; r0 < nrow; r0 += nrows_interleaved) {
         for (int b = 0; b < nblocks; b++) {
             for (int r = 0; r < nrows_interleaved; r++) {
-                const block_q4_1 & blk = src[(r0 + r) * nblocks + b];
-                dst->d[r] = blk.GGML_COMMON_AGGR_U.GGML_COMMON_AGGR_S.d;
-                dst->m[r] = blk.GGML_COMMON_AGGR_U.GGML_COMMON_AGGR_S.m;
-                for (int c = 0; c < 4; c++) {
+                const block_in & blk = src[(r0 + r) * nblocks + b];
+                if constexpr (std::is_same_v<block_in, block_q4_1>) {
+                    dst->d[r] = blk.GGML_COMMON_AGGR_U.GGML_COMMON_AGGR_S.d;
+                    dst->m[r] = blk.GGML_COMMON_AGGR_U.GGML_COMMON_AGGR_S.m;
+                } else {
+                    dst->d[r] = blk.d;
+                }
+                for (int c = 0; c < chunks; c++) {
                     memcpy(dst->qs + 32 * c + 4 * r, blk.qs + 4 * c, 4);
                 }
             }
@@ -4283,6 +4291,30 @@ static int repack_q4_1_to_q4_1_8_bl(struct ggml_tensor * t, const void * GGML_RE
 // Offset of element e of row `row` in a block_q8_0x4 quantized with an interleave of 8 bytes.
 static inline int q8_0x4_offset(int row, int e) {
     return (e / 8) * 32 + row * 8 + e % 8;
+}
+
+// sum(q) of each of the four rows of one block_q8_0x4
+static inline void q8_0x4_row_sums(const block_q8_0x4 & blk, int sums[4]) {
+#if defined(__AVX2__)
+    // bytes 8r..8r+7 of each 32-byte chunk belong to row r
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256i p = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(ones, _mm256_loadu_si256((const __m256i *) (blk.qs + 32 * c))));
+    }
+    int32_t lanes[8];
+    _mm256_storeu_si256((__m256i *) lanes, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+    for (int r = 0; r < 4; r++) {
+        sums[r] = lanes[2 * r] + lanes[2 * r + 1];
+    }
+#else
+    for (int r = 0; r < 4; r++) {
+        sums[r] = 0;
+        for (int e = 0; e < QK8_0; e++) {
+            sums[r] += blk.qs[q8_0x4_offset(r, e)];
+        }
+    }
+#endif
 }
 
 // d * sum(q) of each activation block: nrows rows of nb block_q8_0, or nrows/4 groups of nb
@@ -4303,32 +4335,16 @@ static void q8_0_block_sums(const void * vy, int nb, int nrows, bool interleaved
     for (int g = 0; g < nrows / 4; g++) {
         for (int b = 0; b < nb; b++) {
             const block_q8_0x4 & blk = a[g * nb + b];
-#if defined(__AVX2__)
-            // bytes 8r..8r+7 of each 32-byte chunk belong to row r
-            const __m256i ones = _mm256_set1_epi8(1);
-            __m256i p = _mm256_setzero_si256();
-            for (int c = 0; c < 4; c++) {
-                p = _mm256_add_epi16(p, _mm256_maddubs_epi16(ones, _mm256_loadu_si256((const __m256i *) (blk.qs + 32 * c))));
-            }
-            int32_t lanes[8];
-            _mm256_storeu_si256((__m256i *) lanes, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+            int row_sums[4];
+            q8_0x4_row_sums(blk, row_sums);
             for (int r = 0; r < 4; r++) {
-                sums[(g * nb + b) * 4 + r] = GGML_CPU_FP16_TO_FP32(blk.d[r]) * (float) (lanes[2 * r] + lanes[2 * r + 1]);
-            }
-            continue;
-#endif
-            for (int r = 0; r < 4; r++) {
-                int s = 0;
-                for (int j = 0; j < 8 * 4; j++) {
-                    s += blk.qs[(j / 8) * 32 + r * 8 + j % 8];
-                }
-                sums[(g * nb + b) * 4 + r] = GGML_CPU_FP16_TO_FP32(blk.d[r]) * (float) s;
+                sums[(g * nb + b) * 4 + r] = GGML_CPU_FP16_TO_FP32(blk.d[r]) * (float) row_sums[r];
             }
         }
     }
 }
 
-static float * q4_1_sums_buffer(size_t n) {
+static float * block_sums_buffer(size_t n) {
     static thread_local std::vector<float> buf;
     if (buf.size() < n) {
         buf.resize(n);
@@ -4337,10 +4353,10 @@ static float * q4_1_sums_buffer(size_t n) {
 }
 
 #if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
-#define SWITCHYARD_Q4_1_AVX2
+#define SWITCHYARD_REPACK_AVX2
 #endif
 
-#if defined(SWITCHYARD_Q4_1_AVX2)
+#if defined(SWITCHYARD_REPACK_AVX2)
 // Accumulates, per 32-bit lane, the u8 x s8 products of (lo, xlo) and (hi, xhi) over one block.
 // Without VNNI the sums stay in 16 bits until the block ends (q4_1_acc_i32): at most
 // 4 chunks * 2 * 2 * 15 * 127 = 30480 per lane, with activations in [-127, 127].
@@ -4362,7 +4378,7 @@ static inline __m256i q4_1_acc_i32(__m256i acc) {
 #endif
 }
 
-static inline int32_t q4_1_load4(const int8_t * p) {
+static inline int32_t load_i32(const int8_t * p) {
     int32_t v;
     memcpy(&v, p, 4);
     return v;
@@ -4374,12 +4390,12 @@ static void ggml_gemv_q4_1_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, c
     GGML_UNUSED(bs);
     GGML_ASSERT(nr == 1);
     const block_q8_0 * a = (const block_q8_0 *) vy;
-    float * sums = q4_1_sums_buffer(nb);
+    float * sums = block_sums_buffer(nb);
     q8_0_block_sums(vy, nb, 1, false, sums);
 
     for (int x = 0; x < nc / 8; x++) {
         const block_q4_1x8 * w = (const block_q4_1x8 *) vx + x * nb;
-#if defined(SWITCHYARD_Q4_1_AVX2)
+#if defined(SWITCHYARD_REPACK_AVX2)
         const __m256i m4 = _mm256_set1_epi8(0x0F);
         __m256 acc = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
@@ -4388,8 +4404,8 @@ static void ggml_gemv_q4_1_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, c
                 const __m256i raw = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * c));
                 const __m256i lo = _mm256_and_si256(raw, m4);
                 const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-                iacc = q4_1_acc(iacc, lo, _mm256_set1_epi32(q4_1_load4(a[b].qs + 4 * c)),
-                                 hi, _mm256_set1_epi32(q4_1_load4(a[b].qs + 16 + 4 * c)));
+                iacc = q4_1_acc(iacc, lo, _mm256_set1_epi32(load_i32(a[b].qs + 4 * c)),
+                                 hi, _mm256_set1_epi32(load_i32(a[b].qs + 16 + 4 * c)));
             }
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].d));
             const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].m));
@@ -4421,7 +4437,7 @@ static void ggml_gemv_q4_1_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, c
 static void ggml_gemm_q4_1_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, const void * GGML_RESTRICT vx, const void * GGML_RESTRICT vy, int nr, int nc) {
     const int nb = n / QK8_0;
     const block_q8_0x4 * a_all = (const block_q8_0x4 *) vy;
-    float * sums = q4_1_sums_buffer((size_t) nr * nb);
+    float * sums = block_sums_buffer((size_t) nr * nb);
     q8_0_block_sums(vy, nb, nr, true, sums);
 
     for (int y = 0; y < nr / 4; y++) {
@@ -4429,7 +4445,7 @@ static void ggml_gemm_q4_1_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, c
         const float * sa = sums + y * nb * 4;
         for (int x = 0; x < nc / 8; x++) {
             const block_q4_1x8 * w = (const block_q4_1x8 *) vx + x * nb;
-#if defined(SWITCHYARD_Q4_1_AVX2)
+#if defined(SWITCHYARD_REPACK_AVX2)
             const __m256i m4 = _mm256_set1_epi8(0x0F);
             __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
             for (int b = 0; b < nb; b++) {
@@ -4440,8 +4456,8 @@ static void ggml_gemm_q4_1_8x8_q8_0(int n, float * GGML_RESTRICT s, size_t bs, c
                     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
                     for (int r = 0; r < 4; r++) {
                         iacc[r] = q4_1_acc(iacc[r],
-                                            lo, _mm256_set1_epi32(q4_1_load4(a[b].qs + q8_0x4_offset(r, 4 * c))),
-                                            hi, _mm256_set1_epi32(q4_1_load4(a[b].qs + q8_0x4_offset(r, 16 + 4 * c))));
+                                            lo, _mm256_set1_epi32(load_i32(a[b].qs + q8_0x4_offset(r, 4 * c))),
+                                            hi, _mm256_set1_epi32(load_i32(a[b].qs + q8_0x4_offset(r, 16 + 4 * c))));
                     }
                 }
                 const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].d));
@@ -4486,37 +4502,7 @@ struct block_q8_0x8l {
 };
 static_assert(sizeof(block_q8_0x8l) == 8 * sizeof(block_q8_0), "wrong q8_0x8l block size/padding");
 
-static int repack_q8_0_to_q8_0_8l_bl(struct ggml_tensor * t, const void * GGML_RESTRICT data, size_t data_size) {
-    GGML_ASSERT(t->type == GGML_TYPE_Q8_0);
-    constexpr int nrows_interleaved = 8;
-
-    block_q8_0x8l * dst = (block_q8_0x8l *) t->data;
-    const block_q8_0 * src = (const block_q8_0 *) data;
-    const int nrow = ggml_nrows(t);
-    const int nblocks = t->ne[0] / QK8_0;
-
-    GGML_ASSERT(data_size == nrow * nblocks * sizeof(block_q8_0));
-
-    if (t->ne[1] % nrows_interleaved != 0) {
-        return -1;
-    }
-
-    for (int r0 = 0; r0 < nrow; r0 += nrows_interleaved) {
-        for (int b = 0; b < nblocks; b++) {
-            for (int r = 0; r < nrows_interleaved; r++) {
-                const block_q8_0 & blk = src[(r0 + r) * nblocks + b];
-                dst->d[r] = blk.d;
-                for (int c = 0; c < 8; c++) {
-                    memcpy(dst->qs + 32 * c + 4 * r, blk.qs + 4 * c, 4);
-                }
-            }
-            dst++;
-        }
-    }
-    return 0;
-}
-
-#if defined(SWITCHYARD_Q4_1_AVX2)
+#if defined(SWITCHYARD_REPACK_AVX2)
 // per 32-bit lane, sum of four s8 x s8 products of w and x, added to acc
 static inline __m256i q8_0_dot(__m256i acc, __m256i w, __m256i x) {
     const __m256i aw = _mm256_sign_epi8(w, w);
@@ -4539,13 +4525,13 @@ static void ggml_gemv_q8_0_8x8l_q8_0(int n, float * GGML_RESTRICT s, size_t bs, 
 
     for (int x = 0; x < nc / 8; x++) {
         const block_q8_0x8l * w = (const block_q8_0x8l *) vx + x * nb;
-#if defined(SWITCHYARD_Q4_1_AVX2)
+#if defined(SWITCHYARD_REPACK_AVX2)
         __m256 acc = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
             __m256i iacc = _mm256_setzero_si256();
             for (int c = 0; c < 8; c++) {
                 const __m256i wv = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * c));
-                iacc = q8_0_dot(iacc, wv, _mm256_set1_epi32(q4_1_load4(a[b].qs + 4 * c)));
+                iacc = q8_0_dot(iacc, wv, _mm256_set1_epi32(load_i32(a[b].qs + 4 * c)));
             }
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].d));
             const __m256 da = _mm256_set1_ps(GGML_CPU_FP16_TO_FP32(a[b].d));
@@ -4578,14 +4564,14 @@ static void ggml_gemm_q8_0_8x8l_q8_0(int n, float * GGML_RESTRICT s, size_t bs, 
         const block_q8_0x4 * a = a_all + y * nb;
         for (int x = 0; x < nc / 8; x++) {
             const block_q8_0x8l * w = (const block_q8_0x8l *) vx + x * nb;
-#if defined(SWITCHYARD_Q4_1_AVX2)
+#if defined(SWITCHYARD_REPACK_AVX2)
             __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
             for (int b = 0; b < nb; b++) {
                 __m256i iacc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
                 for (int c = 0; c < 8; c++) {
                     const __m256i wv = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * c));
                     for (int r = 0; r < 4; r++) {
-                        iacc[r] = q8_0_dot(iacc[r], wv, _mm256_set1_epi32(q4_1_load4(a[b].qs + q8_0x4_offset(r, 4 * c))));
+                        iacc[r] = q8_0_dot(iacc[r], wv, _mm256_set1_epi32(load_i32(a[b].qs + q8_0x4_offset(r, 4 * c))));
                     }
                 }
                 const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) w[b].d));
@@ -5307,7 +5293,7 @@ template <typename BLOC_TYPE, int64_t INTER_SIZE, int64_t NB_COLS, ggml_type PAR
 
 // Switchyard: Q4_1 and Q8_0 (see block_q4_1x8)
 template <> int repack<block_q8_0, 8, 8>(struct ggml_tensor * t, const void * data, size_t data_size) {
-    return repack_q8_0_to_q8_0_8l_bl(t, data, data_size);
+    return repack_rows_x8<block_q8_0, block_q8_0x8l, GGML_TYPE_Q8_0>(t, data, data_size);
 }
 
 template <> void gemv<block_q8_0, 8, 8, GGML_TYPE_Q8_0>(int n, float * s, size_t bs, const void * vx, const void * vy, int nr, int nc) {
@@ -5319,7 +5305,7 @@ template <> void gemm<block_q8_0, 8, 8, GGML_TYPE_Q8_0>(int n, float * s, size_t
 }
 
 template <> int repack<block_q4_1, 8, 8>(struct ggml_tensor * t, const void * data, size_t data_size) {
-    return repack_q4_1_to_q4_1_8_bl(t, data, data_size);
+    return repack_rows_x8<block_q4_1, block_q4_1x8, GGML_TYPE_Q4_1>(t, data, data_size);
 }
 
 template <> void gemv<block_q4_1, 8, 8, GGML_TYPE_Q8_0>(int n, float * s, size_t bs, const void * vx, const void * vy, int nr, int nc) {
