@@ -18,26 +18,19 @@ use std::num::NonZeroU32;
 use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
-use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaChatMessage;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
-use bench_common::{peak_rss_mib, per_second, Args};
+use bench_common::{load_llama, peak_rss_mib, per_second, Args};
 
 const RUNS: usize = 7;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse()?;
-    llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(false));
     let threads = i32::try_from(args.threads)?;
-    let backend = LlamaBackend::init()?;
-    let model = LlamaModel::load_from_file(&backend, &args.model, &LlamaModelParams::default())?;
-    let template = model
-        .chat_template(None)
-        .or_else(|_| LlamaChatTemplate::new("chatml"))?;
+    let (backend, model, template) = load_llama(&args)?;
     let render = |user: &str| -> Result<Vec<LlamaToken>, Box<dyn std::error::Error>> {
         let prompt = model.apply_chat_template(
             &template,

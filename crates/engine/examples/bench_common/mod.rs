@@ -1,7 +1,11 @@
-//! Arguments and measurements shared by `bare_llama` and `engine_bench`, so that both measure
-//! the same thing the same way.
+//! Arguments, measurements and llama.cpp set-up shared by the engine's bench examples, so that
+//! they measure the same thing the same way.
 
 use std::path::PathBuf;
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 
 pub struct Args {
     pub model: PathBuf,
@@ -71,4 +75,20 @@ pub fn per_second(tokens: usize, seconds: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The plain llama.cpp set-up of the reference programs: logs off, the backend, the model from
+/// `--model`, and its chat template (ChatML when it has none, as the engine does).
+// engine_bench, which includes this module too, loads through `Engine` instead.
+#[allow(dead_code)]
+pub fn load_llama(
+    args: &Args,
+) -> Result<(LlamaBackend, LlamaModel, LlamaChatTemplate), Box<dyn std::error::Error>> {
+    llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(false));
+    let backend = LlamaBackend::init()?;
+    let model = LlamaModel::load_from_file(&backend, &args.model, &LlamaModelParams::default())?;
+    let template = model
+        .chat_template(None)
+        .or_else(|_| LlamaChatTemplate::new("chatml"))?;
+    Ok((backend, model, template))
 }
