@@ -101,9 +101,14 @@ async fn an_unsure_small_answer_escalates_and_the_log_keeps_why() {
         .unwrap()
         .contains("confidence.tiny"));
     // The small model's tokens were spent too: the cost counts both rungs.
-    let large_only =
-        (2.0 * rows[0].prompt_tokens as f64 + 10.0 * rows[0].completion_tokens as f64) / 1e6;
-    assert!(rows[0].cost_usd > large_only);
+    assert!(small_rung_cost(&rows[0]) > 0.0);
+}
+
+/// What a request escalated to `large` cost beyond the large model's own price (2 and 10 USD
+/// per million prompt and completion tokens): the small rung's tokens.
+fn small_rung_cost(row: &switchyard_store::RequestRecord) -> f64 {
+    let large_only = (2.0 * row.prompt_tokens as f64 + 10.0 * row.completion_tokens as f64) / 1e6;
+    row.cost_usd - large_only
 }
 
 async fn events(resp: reqwest::Response) -> Vec<String> {
@@ -269,9 +274,7 @@ async fn a_prefix_judged_stream_that_escalates_is_dropped_and_the_large_model_an
         .contains("confidence.tiny"));
     // The small stream was dropped after its judged prefix: the log charges tiny (1 USD per
     // million output tokens) for the 3 tokens read, not the 200 it was allowed.
-    let large_only =
-        (2.0 * rows[0].prompt_tokens as f64 + 10.0 * rows[0].completion_tokens as f64) / 1e6;
-    let small = rows[0].cost_usd - large_only;
+    let small = small_rung_cost(&rows[0]);
     assert!(small > 0.0 && small < 4.5e-6, "tiny cost {small}");
 }
 
@@ -367,8 +370,6 @@ async fn the_builtin_prefix4_calibration_decides_on_the_first_4_tokens() {
     assert_eq!(mock.requests(), 1);
     let rows = gw.rows().await;
     // tiny was read for its first 4 tokens (1 USD per million), not the 200 allowed.
-    let large_only =
-        (2.0 * rows[0].prompt_tokens as f64 + 10.0 * rows[0].completion_tokens as f64) / 1e6;
-    let small = rows[0].cost_usd - large_only;
+    let small = small_rung_cost(&rows[0]);
     assert!(small > 3.5e-6 && small < 4.5e-6, "tiny cost {small}");
 }
