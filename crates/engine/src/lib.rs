@@ -136,6 +136,9 @@ pub enum Event {
         finish_reason: FinishReason,
         completion_tokens: u32,
         prompt_tokens: u32,
+        /// Of `prompt_tokens`, those whose keys and values were already in the cache (a prefix
+        /// shared with an earlier request), so they were not decoded again.
+        cached_prompt_tokens: u32,
     },
     Failed(EngineError),
 }

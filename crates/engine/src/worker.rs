@@ -136,6 +136,8 @@ struct Slot {
 struct Active {
     job: Job,
     admitted: u64,
+    /// Prompt tokens found in the slot's cache at admission (not decoded again).
+    reused: usize,
     /// Next prompt token to decode; equals the prompt length once the prompt is done.
     prompt_next: usize,
     /// Sampled, sent, and still to be decoded so that the next token can be sampled.
@@ -259,6 +261,7 @@ impl<'m> Worker<'m> {
             utf8: Utf8Buffer::default(),
             stop: StopMatcher::new(&job.stop),
             admitted: self.clock,
+            reused: keep,
             prompt_next: keep,
             pending: None,
             generated: 0,
@@ -403,6 +406,7 @@ impl<'m> Worker<'m> {
                             finish_reason,
                             completion_tokens: a.generated as u32,
                             prompt_tokens: a.job.tokens.len() as u32,
+                            cached_prompt_tokens: a.reused as u32,
                         },
                     );
                 }

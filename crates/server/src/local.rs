@@ -139,6 +139,7 @@ impl Provider for LocalModel {
                     finish_reason: reason,
                     completion_tokens,
                     prompt_tokens,
+                    cached_prompt_tokens,
                 } => {
                     let mut resp = ChatResponse::text(
                         &completion_id(),
@@ -146,7 +147,8 @@ impl Provider for LocalModel {
                         &self.name,
                         text,
                         finish_reason(reason),
-                        Usage::new(prompt_tokens, completion_tokens),
+                        Usage::new(prompt_tokens, completion_tokens)
+                            .with_cached_prompt_tokens(cached_prompt_tokens),
                     );
                     if want_logprobs {
                         resp.choices[0].logprobs = Some(Logprobs {
@@ -229,6 +231,7 @@ impl Relay {
                     finish_reason: reason,
                     completion_tokens,
                     prompt_tokens,
+                    cached_prompt_tokens,
                 }) => {
                     self.ended = true;
                     let (id, created, name) = (&self.id, self.created, &self.name);
@@ -242,7 +245,8 @@ impl Relay {
                         id,
                         created,
                         name,
-                        Usage::new(prompt_tokens, completion_tokens),
+                        Usage::new(prompt_tokens, completion_tokens)
+                            .with_cached_prompt_tokens(cached_prompt_tokens),
                     )));
                 }
                 Some(Event::Failed(e)) => {

@@ -71,6 +71,7 @@ pub async fn collect(mut generation: Generation) -> Outcome {
                     finish_reason,
                     completion_tokens,
                     prompt_tokens,
+                    ..
                 } => return (finish_reason, completion_tokens, prompt_tokens),
                 Event::Failed(e) => panic!("generation failed: {e}"),
             }
