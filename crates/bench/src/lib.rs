@@ -88,6 +88,9 @@ pub struct LoadResult {
 
 /// Sends `body` to `url` at a fixed `rate` for `duration`, open loop: requests go out on
 /// schedule whether or not earlier ones have answered, so a slow server cannot slow the load.
+/// Each latency runs from the request's scheduled send time, not from when its task first ran
+/// (as `oha --latency-correction` does): a stall that delays sending is counted, not hidden
+/// (coordinated omission).
 pub async fn open_loop(
     client: &reqwest::Client,
     url: &str,
@@ -104,18 +107,18 @@ pub async fn open_loop(
         tick.tick().await;
         let due = (start.elapsed().as_secs_f64() * rate) as usize;
         while sent < due {
+            let scheduled = start + Duration::from_secs_f64(sent as f64 / rate);
             sent += 1;
             let req = client
                 .post(url)
                 .header("content-type", "application/json")
                 .body(body);
             tasks.push(tokio::spawn(async move {
-                let t = Instant::now();
                 let ok = match req.send().await {
                     Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                     Err(_) => false,
                 };
-                (ok, t.elapsed().as_secs_f64() * 1e3)
+                (ok, scheduled.elapsed().as_secs_f64() * 1e3)
             }));
         }
     }
@@ -132,5 +135,41 @@ pub async fn open_loop(
         latencies_ms,
         errors,
         sent,
+    }
+}
+
+/// Whether a figure must stay at or below its floor (a latency) or at or above it (a rate).
+#[derive(Clone, Copy)]
+pub enum Bound {
+    AtMost,
+    AtLeast,
+}
+
+/// The floors an issue set for a benchmark's figures: each check prints PASS or FAIL, and
+/// `finish` fails when any figure missed its floor, so the program exits non-zero.
+#[derive(Default)]
+pub struct Floors {
+    missed: Vec<String>,
+}
+
+impl Floors {
+    pub fn check(&mut self, what: &str, value: f64, bound: Bound, floor: f64) {
+        let (ok, sign) = match bound {
+            Bound::AtMost => (value <= floor, "<="),
+            Bound::AtLeast => (value >= floor, ">="),
+        };
+        let verdict = if ok { "PASS" } else { "FAIL" };
+        println!("{verdict} {what}: {value:.3} (floor {sign} {floor})");
+        if !ok {
+            self.missed.push(what.to_owned());
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        if self.missed.is_empty() {
+            Ok(())
+        } else {
+            bail!("missed the floor: {}", self.missed.join(", "))
+        }
     }
 }
