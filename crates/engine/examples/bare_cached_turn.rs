@@ -19,27 +19,21 @@ use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::LlamaChatMessage;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
-use bench_common::{load_llama, peak_rss_mib, per_second, Args};
+use bench_common::{conversation, load_llama, peak_rss_mib, per_second, Args};
 
 const RUNS: usize = 7;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse()?;
+    let mut args = Args::parse()?;
+    args.system
+        .get_or_insert_with(|| "You are a helpful assistant.".to_string());
     let threads = i32::try_from(args.threads)?;
     let (backend, model, template) = load_llama(&args)?;
     let render = |user: &str| -> Result<Vec<LlamaToken>, Box<dyn std::error::Error>> {
-        let prompt = model.apply_chat_template(
-            &template,
-            &[
-                LlamaChatMessage::new("system".into(), args.system.clone())?,
-                LlamaChatMessage::new("user".into(), user.to_string())?,
-            ],
-            true,
-        )?;
+        let prompt = model.apply_chat_template(&template, &conversation(&args, user)?, true)?;
         Ok(model.vocab().tokenize(prompt.as_bytes(), true, true))
     };
     let params = LlamaContextParams::default()

@@ -1,8 +1,13 @@
 //! The local provider through the HTTP API against bare llama.cpp (`bare_llama`, a minimal
 //! program over the same vendored llama.cpp), same GGUF, threads and prompt, alternating in one
-//! run: prompt and generation tokens/s, time to first token, peak memory, as ratios; then the
-//! aggregate generation rate of 4 concurrent streams and the time to first token after a
-//! cached system prompt. Build first:
+//! run: prompt and generation tokens/s, time to first token, peak memory, as ratios. Both sides
+//! do the same work: the gateway reports how many prompt tokens its prefix cache held
+//! (`usage.prompt_tokens_details.cached_tokens`) and `bare_llama` starts with that many in its KV
+//! cache (`--cached`), so each decodes the same tokens; this is measured twice, nearly cold (a
+//! system message that differs at its start each run: only the template's first tokens are
+//! shared) and with a cached prefix (the chat template's default system preamble). Then the
+//! aggregate generation rate of 4 concurrent streams and the time to first token after a cached
+//! system prompt, against issue 3's floors. Build first:
 //! `cargo build --release --bins && cargo build --release -p switchyard-engine --examples`.
 
 use std::process::Command;
@@ -12,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use switchyard_bench::{median, sibling, Process};
+use switchyard_bench::{median, sibling, Bound, Floors, Process};
 
 #[derive(Parser)]
 struct Args {
@@ -39,8 +44,10 @@ const TURN: &str = "I noticed a payment on my card I do not recognise. What shou
 struct Stream {
     first: f64,
     tokens: Vec<f64>,
-    prompt_tokens: f64,
-    completion_tokens: f64,
+    prompt_tokens: u64,
+    /// Prompt tokens the gateway's prefix cache held, so not decoded.
+    cached_tokens: u64,
+    completion_tokens: u64,
 }
 
 async fn stream(client: &reqwest::Client, url: &str, body: Value) -> Result<Stream> {
@@ -76,8 +83,11 @@ async fn stream(client: &reqwest::Client, url: &str, body: Value) -> Result<Stre
     Ok(Stream {
         first: *tokens.first().context("no token arrived")?,
         tokens,
-        prompt_tokens: usage["prompt_tokens"].as_f64().context("no usage")?,
-        completion_tokens: usage["completion_tokens"].as_f64().context("no usage")?,
+        prompt_tokens: usage["prompt_tokens"].as_u64().context("no usage")?,
+        cached_tokens: usage["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .context("the gateway reported no cached prompt tokens")?,
+        completion_tokens: usage["completion_tokens"].as_u64().context("no usage")?,
     })
 }
 
@@ -159,49 +169,72 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
 
-    // Warm up both sides once.
+    // Warm up once.
     rt.block_on(stream(&client, &url, request(None, PROMPT, 8)))?;
-    let mut rows: Vec<[f64; 6]> = Vec::new();
-    for run in 1..=args.runs {
-        // A new start each run, so the prefix cache cannot skip the prompt (only the template's
-        // fixed preamble before the user turn is found in it), and the same text for both.
-        let prompt = format!("Story number {run}. {PROMPT}");
-        let mut bare_run = Command::new(&bare);
-        bare_run
-            .args([
-                "--model",
-                &args.model,
-                "--threads",
-                &args.threads.to_string(),
-            ])
-            .args(["--tokens", &args.tokens.to_string(), "--prompt", &prompt]);
-        let b = last_json_line(bare_run)?;
-        let s = rt.block_on(stream(&client, &url, request(None, &prompt, args.tokens)))?;
-        let gen_s = s.tokens.last().copied().unwrap_or(s.first) - s.first;
-        let http = [
-            s.prompt_tokens / s.first,
-            (s.tokens.len() as f64 - 1.0) / gen_s,
-            s.first * 1e3,
-        ];
-        let bare_row = [
-            b["prompt_tok_s"].as_f64().unwrap_or(f64::NAN),
-            b["gen_tok_s"].as_f64().unwrap_or(f64::NAN),
-            b["ttft_ms"].as_f64().unwrap_or(f64::NAN),
-        ];
-        println!(
-            "run {run}: bare prompt {:.0} tok/s gen {:.1} tok/s ttft {:.1} ms | http prompt {:.0} tok/s gen {:.1} tok/s ttft {:.1} ms ({} prompt, {} completion tokens)",
-            bare_row[0], bare_row[1], bare_row[2], http[0], http[1], http[2], s.prompt_tokens, s.completion_tokens
-        );
-        rows.push([
-            bare_row[0],
-            bare_row[1],
-            bare_row[2],
-            http[0],
-            http[1],
-            http[2],
-        ]);
+    let cases = [Case::NearlyCold, Case::CachedPrefix];
+    let mut results = Vec::new();
+    for case in cases {
+        let mut rows: Vec<[f64; 6]> = Vec::new();
+        let mut decoded = Vec::new();
+        for run in 1..=args.runs {
+            let (system, prompt) = case.conversation(run);
+            let s = rt.block_on(stream(
+                &client,
+                &url,
+                request(system.as_deref(), &prompt, args.tokens),
+            ))?;
+            let mut bare_run = Command::new(&bare);
+            bare_run
+                .args(["--model", &args.model])
+                .args(["--threads", &args.threads.to_string()])
+                .args(["--tokens", &args.tokens.to_string(), "--prompt", &prompt])
+                .args(["--cached", &s.cached_tokens.to_string()]);
+            if let Some(system) = &system {
+                bare_run.args(["--system", system]);
+            }
+            let b = last_json_line(bare_run)?;
+            if b["prompt_tokens"].as_u64() != Some(s.prompt_tokens) {
+                bail!(
+                    "the two sides rendered different prompts: bare llama.cpp {} tokens, the gateway {}",
+                    b["prompt_tokens"],
+                    s.prompt_tokens
+                );
+            }
+            let new_tokens = s.prompt_tokens - s.cached_tokens;
+            let gen_s = s.tokens.last().copied().unwrap_or(s.first) - s.first;
+            let http = [
+                new_tokens as f64 / s.first,
+                (s.tokens.len() as f64 - 1.0) / gen_s,
+                s.first * 1e3,
+            ];
+            let bare_row = [
+                b["prompt_tok_s"].as_f64().unwrap_or(f64::NAN),
+                b["gen_tok_s"].as_f64().unwrap_or(f64::NAN),
+                b["ttft_ms"].as_f64().unwrap_or(f64::NAN),
+            ];
+            println!(
+                "{} run {run}: {} prompt tokens, {} cached, {} decoded | bare prompt {:.0} tok/s gen {:.1} tok/s ttft {:.1} ms | http prompt {:.0} tok/s gen {:.1} tok/s ttft {:.1} ms ({} completion tokens)",
+                case.name(), s.prompt_tokens, s.cached_tokens, new_tokens,
+                bare_row[0], bare_row[1], bare_row[2], http[0], http[1], http[2], s.completion_tokens
+            );
+            rows.push([
+                bare_row[0],
+                bare_row[1],
+                bare_row[2],
+                http[0],
+                http[1],
+                http[2],
+            ]);
+            decoded.push(new_tokens as f64);
+        }
+        let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
+        results.push(CaseResult {
+            case,
+            decoded: median(decoded),
+            medians: [col(0), col(1), col(2), col(3), col(4), col(5)],
+        });
     }
-    let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
+    let single_stream = results[0].medians[4];
 
     // Four concurrent streams: the aggregate rate while all four are generating.
     let mut aggregates = Vec::new();
@@ -236,6 +269,7 @@ fn main() -> Result<()> {
 
     // Time to first token for a 20-token user turn after the system prompt is cached.
     let mut ttfts = Vec::new();
+    let mut turn_decoded = 0;
     for run in 0..5 {
         rt.block_on(stream(&client, &url, request(Some(SYSTEM), "Hi.", 1)))?;
         let s = rt.block_on(stream(
@@ -244,6 +278,7 @@ fn main() -> Result<()> {
             request(Some(SYSTEM), &format!("{TURN} ({run})"), 8),
         ))?;
         ttfts.push(s.first * 1e3);
+        turn_decoded = s.prompt_tokens - s.cached_tokens;
     }
     let cached_ttft = median(ttfts);
     let rss = peak_rss_mib(gateway.0.id())?;
@@ -260,38 +295,134 @@ fn main() -> Result<()> {
         .args(["--system", SYSTEM, "--prompt", TURN]);
     let b = last_json_line(cached_run)?;
     let bare_cached_ttft = b["cached_turn_ttft_ms"].as_f64().unwrap_or(f64::NAN);
-    let decoded = b["decoded_tokens"].as_u64().unwrap_or(0);
+    let bare_turn_decoded = b["decoded_tokens"].as_u64().unwrap_or(0);
 
-    let (bp, bg, bt, hp, hg, ht) = (col(0), col(1), col(2), col(3), col(4), col(5));
     println!();
     println!(
         "{} , {} threads, {} tokens, medians of {} runs:",
         args.model, args.threads, args.tokens, args.runs
     );
-    println!("                 prompt tok/s   gen tok/s   ttft ms");
-    println!("  bare llama.cpp {bp:>12.0} {bg:>11.1} {bt:>9.1}");
-    println!("  switchyard     {hp:>12.0} {hg:>11.1} {ht:>9.1}");
-    println!("  ratio          {:>12.3} {:>11.3}", hp / bp, hg / bg);
+    let mut report = serde_json::Map::new();
+    for r in &results {
+        let [bp, bg, bt, hp, hg, ht] = r.medians;
+        println!(
+            "  {} ({:.0} prompt tokens decoded by each side):",
+            r.case.name(),
+            r.decoded
+        );
+        println!("                   prompt tok/s   gen tok/s   ttft ms");
+        println!("    bare llama.cpp {bp:>12.0} {bg:>11.1} {bt:>9.1}");
+        println!("    switchyard     {hp:>12.0} {hg:>11.1} {ht:>9.1}");
+        println!(
+            "    ratio          {:>12.3} {:>11.3} {:>9.3}",
+            hp / bp,
+            hg / bg,
+            ht / bt
+        );
+        report.insert(
+            r.case.key().to_owned(),
+            json!({
+                "decoded_prompt_tokens": r.decoded,
+                "bare_prompt_tok_s": bp, "bare_gen_tok_s": bg, "bare_ttft_ms": bt,
+                "http_prompt_tok_s": hp, "http_gen_tok_s": hg, "http_ttft_ms": ht,
+                "prompt_ratio": hp / bp, "gen_ratio": hg / bg, "ttft_ratio": ht / bt,
+            }),
+        );
+    }
     println!(
         "  4 concurrent streams: aggregate {aggregate:.1} gen tok/s = {:.2}x single-stream",
-        aggregate / hg
+        aggregate / single_stream
     );
     println!(
-        "  ttft after a cached system prompt (20-token turn, {decoded} tokens decoded): \
+        "  ttft after a cached system prompt (20-token turn; decoded: gateway {turn_decoded}, bare {bare_turn_decoded} tokens): \
          {cached_ttft:.1} ms; bare llama.cpp {bare_cached_ttft:.1} ms; ratio {:.3}",
         cached_ttft / bare_cached_ttft
     );
     println!("  gateway peak RSS: {rss:.0} MiB");
-    println!(
-        "{}",
-        json!({
-            "bare_prompt_tok_s": bp, "bare_gen_tok_s": bg, "bare_ttft_ms": bt,
-            "http_prompt_tok_s": hp, "http_gen_tok_s": hg, "http_ttft_ms": ht,
-            "prompt_ratio": hp / bp, "gen_ratio": hg / bg,
-            "aggregate_gen_tok_s_4": aggregate, "aggregate_over_single": aggregate / hg,
-            "cached_system_ttft_ms": cached_ttft, "bare_cached_system_ttft_ms": bare_cached_ttft,
-            "cached_system_ttft_ratio": cached_ttft / bare_cached_ttft, "gateway_peak_rss_mib": rss,
-        })
+    report.extend([
+        ("aggregate_gen_tok_s_4".to_owned(), json!(aggregate)),
+        (
+            "aggregate_over_single".to_owned(),
+            json!(aggregate / single_stream),
+        ),
+        ("cached_system_ttft_ms".to_owned(), json!(cached_ttft)),
+        (
+            "bare_cached_system_ttft_ms".to_owned(),
+            json!(bare_cached_ttft),
+        ),
+        (
+            "cached_system_ttft_ratio".to_owned(),
+            json!(cached_ttft / bare_cached_ttft),
+        ),
+        ("gateway_peak_rss_mib".to_owned(), json!(rss)),
+    ]);
+    println!("{}", Value::Object(report));
+
+    let mut floors = Floors::default();
+    for r in &results {
+        floors.check(
+            &format!("{} generation, switchyard / bare llama.cpp", r.case.name()),
+            r.medians[4] / r.medians[1],
+            Bound::AtLeast,
+            0.95,
+        );
+    }
+    floors.check(
+        "4 concurrent streams / one stream",
+        aggregate / single_stream,
+        Bound::AtLeast,
+        2.0,
     );
-    Ok(())
+    floors.check(
+        "ttft ms, 20-token turn after a cached system prompt",
+        cached_ttft,
+        Bound::AtMost,
+        50.0,
+    );
+    floors.finish()
+}
+
+/// What the KV cache holds before a measured request, the same on both sides.
+#[derive(Clone, Copy)]
+enum Case {
+    /// A system message that differs from the first word each run: only the chat template's
+    /// opening tokens are shared with anything cached.
+    NearlyCold,
+    /// No system message, so the template's default system preamble (and the user turn's
+    /// "Story number " opening) is shared with the previous request.
+    CachedPrefix,
+}
+
+impl Case {
+    fn name(self) -> &'static str {
+        match self {
+            Case::NearlyCold => "nearly cold",
+            Case::CachedPrefix => "cached prefix",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Case::NearlyCold => "nearly_cold",
+            Case::CachedPrefix => "cached_prefix",
+        }
+    }
+
+    /// The system message (if any) and user message of run `run`.
+    fn conversation(self, run: usize) -> (Option<String>, String) {
+        match self {
+            Case::NearlyCold => (
+                Some(format!("{run} is this story's number. You write stories.")),
+                PROMPT.to_owned(),
+            ),
+            Case::CachedPrefix => (None, format!("Story number {run}. {PROMPT}")),
+        }
+    }
+}
+
+struct CaseResult {
+    case: Case,
+    decoded: f64,
+    /// Bare prompt tok/s, gen tok/s, ttft ms; then the same through the gateway.
+    medians: [f64; 6],
 }

@@ -12,13 +12,17 @@ pub struct Args {
     pub prompt: String,
     pub tokens: usize,
     pub threads: usize,
-    /// A system message before the user's (only `bare_cached_turn` uses it).
-    pub system: String,
+    /// A system message before the user's; none leaves the chat template's default.
+    pub system: Option<String>,
+    /// Leading prompt tokens already in the KV cache when the prompt is timed (`bare_llama`),
+    /// as a gateway's prefix cache holds a prefix shared with an earlier request.
+    pub cached: usize,
 }
 
 const USAGE: &str = "options: --model PATH (default models/SmolLM2-135M-Instruct.Q4_1.gguf) \
 --prompt TEXT (the user message) --tokens N (default 128) --threads T (default: all cores) \
---system TEXT (the system message, for bare_cached_turn)";
+--system TEXT (a system message before the user's) --cached N (bare_llama: the first N prompt \
+tokens are in the KV cache before the timed decode; default 0)";
 
 impl Args {
     pub fn parse() -> Result<Args, String> {
@@ -33,7 +37,8 @@ impl Args {
                 .to_string(),
             tokens: 128,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            system: "You are a helpful assistant.".to_string(),
+            system: None,
+            cached: 0,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -46,7 +51,8 @@ impl Args {
                 "--prompt" => args.prompt = value,
                 "--tokens" => args.tokens = number(&value)?,
                 "--threads" => args.threads = number(&value)?,
-                "--system" => args.system = value,
+                "--system" => args.system = Some(value),
+                "--cached" => args.cached = number(&value)?,
                 _ => return Err(format!("unknown option {flag}; {USAGE}")),
             }
         }
@@ -91,4 +97,20 @@ pub fn load_llama(
         .chat_template(None)
         .or_else(|_| LlamaChatTemplate::new("chatml"))?;
     Ok((backend, model, template))
+}
+
+/// The conversation the reference programs render: the optional system message, then `user`.
+// engine_bench, which includes this module too, renders through `Engine` instead.
+#[allow(dead_code)]
+pub fn conversation(
+    args: &Args,
+    user: &str,
+) -> Result<Vec<llama_cpp_2::model::LlamaChatMessage>, Box<dyn std::error::Error>> {
+    use llama_cpp_2::model::LlamaChatMessage;
+    let mut turns = Vec::new();
+    if let Some(system) = &args.system {
+        turns.push(LlamaChatMessage::new("system".into(), system.clone())?);
+    }
+    turns.push(LlamaChatMessage::new("user".into(), user.to_string())?);
+    Ok(turns)
 }
