@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::json;
 use switchyard_api::{ChatRequest, Message, Role};
-use switchyard_bench::percentile;
+use switchyard_bench::{percentile, Bound, Floors};
 use switchyard_router::{RouteConfig, Router, Signals, When};
 
 #[derive(Parser)]
@@ -198,5 +198,8 @@ fn main() -> Result<()> {
         out["learned_score_only_p50_ms"] = json!(l50 / 1e3);
     }
     println!("{out}");
-    Ok(())
+    let mut floors = Floors::default();
+    floors.check("rules decision p50 µs", r50, Bound::AtMost, 20.0);
+    floors.check("semantic decision p50 ms", s50 / 1e3, Bound::AtMost, 5.0);
+    floors.finish()
 }
