@@ -49,6 +49,14 @@ pub enum ProviderError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// The upstream refused the API key (HTTP 401 or 403): the key configured for this model is
+    /// missing, wrong, or lacks access to the model.
+    #[error("upstream {upstream} refused the API key (HTTP {status}: {message}); check the api_key configured for this model")]
+    Unauthorized {
+        upstream: Arc<str>,
+        status: u16,
+        message: String,
+    },
     /// The upstream answered 2xx with something that is not the expected wire format.
     #[error("upstream {upstream} sent a malformed response: {message}")]
     Protocol { upstream: Arc<str>, message: String },
@@ -96,16 +104,31 @@ impl ProviderError {
                 matches!(status, 408 | 409 | 429) || *status >= 500
             }
             ProviderError::Local { status, .. } => *status == 429,
-            ProviderError::Protocol { .. }
+            ProviderError::Unauthorized { .. }
+            | ProviderError::Protocol { .. }
             | ProviderError::StreamBroken { .. }
             | ProviderError::Request { .. } => false,
         }
     }
 
+    /// Whether another model (a configured fallback) may answer after this error.
+    ///
+    /// Every error [`is_retryable`](Self::is_retryable) falls back, and so does an upstream's
+    /// refusal of the API key ([`ProviderError::Unauthorized`], HTTP 401/403): retrying the same
+    /// upstream cannot help, but another upstream has its own key. Errors that say the request
+    /// itself is wrong (other 4xx answers, a request the wire format cannot express) do not fall
+    /// back, since every model would refuse it alike; nor do malformed responses and streams
+    /// that broke after they started, whose answer may already be partly delivered.
+    pub fn falls_back(&self) -> bool {
+        self.is_retryable() || matches!(self, ProviderError::Unauthorized { .. })
+    }
+
     /// The upstream's HTTP status, when it answered with an error status.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ProviderError::Status { status, .. } => Some(*status),
+            ProviderError::Status { status, .. } | ProviderError::Unauthorized { status, .. } => {
+                Some(*status)
+            }
             _ => None,
         }
     }
@@ -116,5 +139,112 @@ impl ProviderError {
             ProviderError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16) -> ProviderError {
+        ProviderError::Status {
+            upstream: "openai:m (http://u)".into(),
+            status,
+            message: "no".into(),
+            retry_after: None,
+        }
+    }
+
+    fn unauthorized(status: u16) -> ProviderError {
+        ProviderError::Unauthorized {
+            upstream: "openai:m (http://u)".into(),
+            status,
+            message: "invalid api key".into(),
+        }
+    }
+
+    fn timeout(phase: TimeoutPhase) -> ProviderError {
+        ProviderError::Timeout {
+            upstream: "u".into(),
+            phase,
+            after: Duration::from_secs(1),
+        }
+    }
+
+    fn local(status: u16) -> ProviderError {
+        ProviderError::Local {
+            model: "small".into(),
+            status,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn everything_retryable_falls_back() {
+        let retryable = [
+            ProviderError::Connect {
+                upstream: "u".into(),
+                message: "refused".into(),
+            },
+            timeout(TimeoutPhase::Connect),
+            timeout(TimeoutPhase::FirstByte),
+            status(408),
+            status(409),
+            status(429),
+            status(500),
+            status(503),
+            local(429),
+        ];
+        for e in retryable {
+            assert!(e.is_retryable() && e.falls_back(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_refused_key_falls_back_but_is_not_retried() {
+        for e in [unauthorized(401), unauthorized(403)] {
+            assert!(!e.is_retryable(), "{e}");
+            assert!(e.falls_back(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_request_or_a_broken_answer_does_not_fall_back() {
+        let final_errors = [
+            status(400),
+            status(404),
+            status(422),
+            ProviderError::Request {
+                upstream: "u".into(),
+                message: "cannot be expressed".into(),
+            },
+            ProviderError::Protocol {
+                upstream: "u".into(),
+                message: "not JSON".into(),
+            },
+            ProviderError::StreamBroken {
+                upstream: "u".into(),
+                message: "reset".into(),
+            },
+            timeout(TimeoutPhase::Idle),
+            timeout(TimeoutPhase::Total),
+            local(400),
+            local(500),
+        ];
+        for e in final_errors {
+            assert!(!e.is_retryable() && !e.falls_back(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_refused_key_is_a_502_that_says_to_check_the_key() {
+        let api = unauthorized(401).to_api_error();
+        assert_eq!(api.status(), 502);
+        assert_eq!(
+            api.message,
+            "upstream openai:m (http://u) refused the API key (HTTP 401: invalid api key); \
+             check the api_key configured for this model"
+        );
+        assert_eq!(unauthorized(403).status(), Some(403));
     }
 }

@@ -244,7 +244,8 @@ impl Endpoint {
         }
     }
 
-    /// Turns a non-success response into [`ProviderError::Status`], with the upstream's own
+    /// Turns a non-success response into [`ProviderError::Status`] (or
+    /// [`ProviderError::Unauthorized`] for 401/403), with the upstream's own
     /// message when its body has one (`{"error": {"message": …}}`, OpenAI's and Anthropic's shape).
     async fn status_error(&self, resp: reqwest::Response, start: Instant) -> ProviderError {
         let status = resp.status().as_u16();
@@ -259,6 +260,13 @@ impl Endpoint {
             Ok(Ok(body)) => error_message(&body).unwrap_or_else(|| reason.to_owned()),
             _ => reason.to_owned(),
         };
+        if matches!(status, 401 | 403) {
+            return ProviderError::Unauthorized {
+                upstream: self.upstream.clone(),
+                status,
+                message,
+            };
+        }
         ProviderError::Status {
             upstream: self.upstream.clone(),
             status,
