@@ -164,7 +164,11 @@ fn main() -> Result<()> {
         .env("RUST_LOG", "warn");
     let (gateway, url) = Process::start_printing_url(gw)?;
     let url = format!("{url}/v1/chat/completions");
-    let client = reqwest::Client::new();
+    // The gateway closes a keep-alive connection idle for its header-read timeout (10 s) while
+    // bare llama.cpp runs; drop pooled connections before that rather than race its close.
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
