@@ -20,14 +20,17 @@
 //! | `slow-MS` | waits MS milliseconds before sending the response headers |
 //! | `stream-break-K` | streams K events (at most all but the last), then drops the connection without the end marker |
 //! | `stream-stall-MS` | streams one event, waits MS milliseconds, then the rest |
+//! | `stream-error-K` | streams K events (at most all but the last), then an error event in the endpoint's format (OpenAI: `data: {"error": {…}}`; Anthropic: `event: error`) and ends the stream, as the real APIs report a failure after the 200 |
+//! | `held` | waits until [`MockHandle::release_held`] (for tests: the binary never releases) before sending the response headers |
 //! | `bad-json` | 200 with a body that is not JSON (for streams: an event whose data is not JSON) |
 //! | `echo` | the answer's text is the raw JSON body the mock received |
 //! | `tool-call` | a call to the request's first tool (or `get_weather`) with arguments `{"city":"Paris"}`; finish `tool_calls` / `tool_use` |
 //! | `length` | a truncated answer, finish `length` / `max_tokens` |
 //! | `stop-seq` | a truncated answer, finish `stop` / `stop_sequence` (`stop_sequence: " answer"`) |
 //!
-//! Every answered request is counted ([`MockHandle::requests`]) and, up to
-//! [`MockConfig::keep_requests`], kept with its headers and body ([`MockHandle::received`]).
+//! Every answered request is counted ([`MockHandle::requests`], awaitable with
+//! [`MockHandle::wait_for_requests`]) and, up to [`MockConfig::keep_requests`], kept with its
+//! headers and body ([`MockHandle::received`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -47,7 +50,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 /// The mock's normal answer.
@@ -117,6 +120,24 @@ impl MockHandle {
         self.state.requests.load(Ordering::Relaxed)
     }
 
+    /// Waits until the mock has received at least `n` chat requests (either endpoint): a test
+    /// knows its requests are in flight upstream without guessing how long that takes.
+    pub async fn wait_for_requests(&self, n: u64) {
+        loop {
+            // Created before the check, so a request counted in between still wakes it.
+            let counted = self.state.counted.notified();
+            if self.requests() >= n {
+                return;
+            }
+            counted.await;
+        }
+    }
+
+    /// Lets every `held` request answer, those waiting now and any that come later.
+    pub fn release_held(&self) {
+        self.state.released.send_replace(true);
+    }
+
     /// The requests kept (see [`MockConfig::keep_requests`]), oldest first.
     pub fn received(&self) -> Vec<Received> {
         self.state.kept().iter().cloned().collect()
@@ -154,6 +175,8 @@ pub async fn spawn(cfg: MockConfig) -> std::io::Result<MockHandle> {
         keep: cfg.keep_requests,
         kept: Mutex::new(VecDeque::new()),
         counters: Mutex::new(HashMap::new()),
+        counted: Notify::new(),
+        released: watch::Sender::new(false),
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -185,6 +208,10 @@ struct MockState {
     kept: Mutex<VecDeque<Received>>,
     /// Requests seen per model id, for `flaky-N` and `ratelimit-N`.
     counters: Mutex<HashMap<String, u64>>,
+    /// Woken at every counted request, for [`MockHandle::wait_for_requests`].
+    counted: Notify,
+    /// Whether `held` requests may answer ([`MockHandle::release_held`]).
+    released: watch::Sender<bool>,
     created: u64,
 }
 
@@ -196,6 +223,7 @@ impl MockState {
     /// Counts the request, keeps it if asked to, and returns its number (from 1).
     fn record(&self, path: &'static str, headers: &HeaderMap, body: &Bytes) -> u64 {
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        self.counted.notify_waiters();
         if self.keep > 0 {
             let mut kept = self.kept();
             if kept.len() >= self.keep {
@@ -229,6 +257,8 @@ enum Behaviour {
     Slow(u64),
     StreamBreak(usize),
     StreamStall(u64),
+    StreamError(usize),
+    Held,
     BadJson,
     Echo,
     ToolCall,
@@ -242,6 +272,7 @@ fn behaviour(model: &str) -> Behaviour {
     }
     match model {
         "bad-json" => return Behaviour::BadJson,
+        "held" => return Behaviour::Held,
         "echo" => return Behaviour::Echo,
         "tool-call" => return Behaviour::ToolCall,
         "length" => return Behaviour::Length,
@@ -260,6 +291,8 @@ fn behaviour(model: &str) -> Behaviour {
         Behaviour::StreamBreak(k)
     } else if let Some(ms) = num(model, "stream-stall-") {
         Behaviour::StreamStall(ms)
+    } else if let Some(k) = num(model, "stream-error-") {
+        Behaviour::StreamError(k)
     } else {
         Behaviour::Normal
     }
@@ -416,6 +449,14 @@ async fn handle(state: &MockState, format: Format, headers: &HeaderMap, body: By
             return r;
         }
         Behaviour::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Behaviour::Held => {
+            // The sender lives in the state this handler borrows: it cannot close while waiting.
+            let _ = state
+                .released
+                .subscribe()
+                .wait_for(|released| *released)
+                .await;
+        }
         Behaviour::BadJson => {
             return if probe.stream {
                 respond(
@@ -454,6 +495,7 @@ async fn handle(state: &MockState, format: Format, headers: &HeaderMap, body: By
     let body = match behaviour {
         Behaviour::StreamBreak(k) => events.broken_after(k),
         Behaviour::StreamStall(ms) => events.stalled(Duration::from_millis(ms)),
+        Behaviour::StreamError(k) => events.failed_after(k, format),
         _ => Body::from(events.buf),
     };
     let mut r = respond(200, "text/event-stream", body);
@@ -641,6 +683,28 @@ impl Events {
         Body::from_stream(stream)
     }
 
+    /// The first `k` events (at most all but the last), then the endpoint's error event; the
+    /// stream then ends cleanly, without the end marker.
+    fn failed_after(self, k: usize, format: Format) -> Body {
+        let mut events = self.split();
+        events.truncate(k.min(events.len().saturating_sub(1)));
+        let message = "mock failure mid-stream as asked by the model id";
+        let error = match format {
+            Format::OpenAi => format!(
+                "data: {}\n\n",
+                serde_json::json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}})
+            ),
+            Format::Anthropic => format!(
+                "event: error\ndata: {}\n\n",
+                serde_json::json!({"type": "error", "error": {"type": "overloaded_error", "message": message}})
+            ),
+        };
+        events.push(Bytes::from(error));
+        Body::from_stream(futures::stream::iter(
+            events.into_iter().map(Ok::<_, std::io::Error>),
+        ))
+    }
+
     /// The first event, a pause, then the rest.
     fn stalled(self, pause: Duration) -> Body {
         let mut events = self.split().into_iter();
@@ -793,7 +857,48 @@ mod tests {
         assert_eq!(behaviour("slow-250"), Behaviour::Slow(250));
         assert_eq!(behaviour("stream-break-3"), Behaviour::StreamBreak(3));
         assert_eq!(behaviour("stream-stall-100"), Behaviour::StreamStall(100));
+        assert_eq!(behaviour("stream-error-2"), Behaviour::StreamError(2));
+        assert_eq!(behaviour("held"), Behaviour::Held);
         assert_eq!(behaviour("bad-json"), Behaviour::BadJson);
         assert_eq!(behaviour("echo"), Behaviour::Echo);
+    }
+
+    async fn error_stream(format: Format, k: usize) -> String {
+        let mut events = Events::default();
+        for i in 0..4 {
+            events.event(None, |out| {
+                let _ = write!(out, "{{\"n\":{i}}}");
+            });
+        }
+        let body = events.failed_after(k, format);
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_stream_error_follows_k_events_in_the_endpoints_format() {
+        let openai = error_stream(Format::OpenAi, 2).await;
+        let events: Vec<&str> = openai.split_terminator("\n\n").collect();
+        assert_eq!(&events[..2], ["data: {\"n\":0}", "data: {\"n\":1}"]);
+        let error: serde_json::Value =
+            serde_json::from_str(events[2].strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(error["error"]["type"], "server_error");
+        assert_eq!(events.len(), 3, "nothing after the error: {openai}");
+
+        let anthropic = error_stream(Format::Anthropic, 9).await;
+        let events: Vec<&str> = anthropic.split_terminator("\n\n").collect();
+        assert_eq!(
+            events.len(),
+            4,
+            "at most all but the last event, then the error"
+        );
+        let (name, data) = events[3].split_once('\n').unwrap();
+        assert_eq!(name, "event: error");
+        let error: serde_json::Value =
+            serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(
+            (error["type"].as_str(), error["error"]["type"].as_str()),
+            (Some("error"), Some("overloaded_error"))
+        );
     }
 }
