@@ -62,6 +62,18 @@ impl AnswerSignals {
             truncated,
         }
     }
+
+    /// The signals an answer is judged by, the one rule `switchyard calibrate` fits with and
+    /// the cascade judges with: the whole answer's, or with `prefix_tokens = Some(k)` its first
+    /// k tokens' alone. A prefix is never truncated: the cascade stops reading a stream at its
+    /// k-th token, so it sees the token limit (`cut`) only when the answer ended before it, and
+    /// then judges the whole (shorter) answer.
+    pub fn judged(tokens: &[TokenLogprob], cut: bool, prefix_tokens: Option<usize>) -> Self {
+        match prefix_tokens {
+            Some(k) if tokens.len() >= k => AnswerSignals::from_logprobs(&tokens[..k], false),
+            _ => AnswerSignals::from_logprobs(tokens, cut),
+        }
+    }
 }
 
 fn floor(logprob: f64) -> f64 {
@@ -310,6 +322,14 @@ impl Calibration {
             .map(|(((f, m), s), w)| w * (f.value(signals) - m) / s)
             .sum::<f64>()
             + self.bias
+    }
+
+    /// P(the answer with these token logprobs is good), judged as the calibration was fitted
+    /// ([`AnswerSignals::judged`] with its `prefix_tokens`); `cut`: the answer hit the token
+    /// limit. `None` for an answer without logprobs.
+    pub fn confidence(&self, tokens: &[TokenLogprob], cut: bool) -> Option<f64> {
+        (!tokens.is_empty())
+            .then(|| self.probability(&AnswerSignals::judged(tokens, cut, self.prefix_tokens)))
     }
 
     /// Whether the cascade keeps an answer of this probability.
@@ -658,6 +678,86 @@ mod tests {
         assert_eq!(s.min_logprob, LOGPROB_FLOOR);
         assert!(s.mean_entropy.is_finite());
         assert!(Calibration::builtin().probability(&s).is_finite());
+    }
+
+    /// Known coefficients for every feature, so a test can compute the probability by hand.
+    fn known_calibration(prefix_tokens: Option<usize>) -> Calibration {
+        Calibration {
+            features: Feature::ALL.to_vec(),
+            means: vec![-0.8, -1.0, -0.2, 0.1, 1.0, 0.0],
+            scales: vec![0.5, 2.0, 1.0, 0.25, 0.5, 1.0],
+            weights: vec![1.2, 0.3, 0.5, -0.8, 0.1, -2.0],
+            bias: 0.4,
+            threshold: 0.5,
+            prefix_tokens,
+            metadata: CalibrationMetadata::default(),
+        }
+    }
+
+    /// Two tokens: the first (p = e^-0.5) with two equally likely alternatives (entropy ln 2),
+    /// the second (p = e^-1.5) with none (entropy 0).
+    fn known_answer() -> [TokenLogprob; 2] {
+        let half = 0.5f32.ln();
+        [token(-0.5, &[half, half]), token(-1.5, &[])]
+    }
+
+    #[test]
+    fn the_confidence_is_the_logistic_of_the_standardised_weighted_signals() {
+        let c = known_calibration(None);
+        // By hand: mean -1.0, min -1.5, first -0.5, entropy ln2/2, ln(1 + 2 tokens), not cut.
+        let z = 0.4 + 1.2 * (-1.0 + 0.8) / 0.5 + 0.3 * (-1.5 + 1.0) / 2.0 + 0.5 * (-0.5 + 0.2)
+            - 0.8 * (2f64.ln() / 2.0 - 0.1) / 0.25
+            + 0.1 * (3f64.ln() - 1.0) / 0.5;
+        let expected = 1.0 / (1.0 + (-z).exp());
+        let p = c.confidence(&known_answer(), false).unwrap();
+        assert!((p - expected).abs() < 1e-9, "{p} vs {expected}");
+        assert!((p - 0.254_583_7).abs() < 1e-6, "{p}");
+        // Cut by the token limit: the truncated weight (-2) lowers the logit by exactly 2.
+        let cut = c.confidence(&known_answer(), true).unwrap();
+        let expected_cut = 1.0 / (1.0 + (-(z - 2.0)).exp());
+        assert!((cut - expected_cut).abs() < 1e-9, "{cut} vs {expected_cut}");
+        assert_eq!(c.confidence(&[], false), None);
+    }
+
+    #[test]
+    fn a_prefix_calibration_judges_the_first_k_tokens_and_a_shorter_answer_whole() {
+        // On the first token alone: mean = min = first = -0.5, entropy ln 2, ln(1 + 1).
+        let z = 0.4 + 1.2 * (-0.5 + 0.8) / 0.5 + 0.3 * (-0.5 + 1.0) / 2.0 + 0.5 * (-0.5 + 0.2)
+            - 0.8 * (2f64.ln() - 0.1) / 0.25
+            + 0.1 * (2f64.ln() - 1.0) / 0.5;
+        let expected = 1.0 / (1.0 + (-z).exp());
+        let one = known_calibration(Some(1));
+        // Cut after the prefix: the cascade never saw the cut, so it is not truncated.
+        let p = one.confidence(&known_answer(), true).unwrap();
+        assert!((p - expected).abs() < 1e-9, "{p} vs {expected}");
+        // An answer shorter than the prefix is judged whole, its cut included.
+        let three = known_calibration(Some(3));
+        let whole = known_calibration(None);
+        assert_eq!(
+            three.confidence(&known_answer(), true),
+            whole.confidence(&known_answer(), true)
+        );
+    }
+
+    #[test]
+    fn the_judged_signals_are_the_first_k_tokens_untruncated_or_the_whole_answer() {
+        let answer = [
+            token(-0.5, &[]),
+            token(-0.1, &[]),
+            token(-4.0, &[]),
+            token(-3.0, &[]),
+        ];
+        let whole = AnswerSignals::judged(&answer, true, None);
+        assert_eq!((whole.tokens, whole.truncated), (4, true));
+        assert_eq!(whole.min_logprob, -4.0);
+        let prefix = AnswerSignals::judged(&answer, true, Some(2));
+        assert_eq!((prefix.tokens, prefix.truncated), (2, false));
+        assert_eq!(prefix.min_logprob, -0.5);
+        let short = AnswerSignals::judged(&answer, true, Some(5));
+        assert_eq!((short.tokens, short.truncated), (4, true));
+        let exact = AnswerSignals::judged(&answer, true, Some(4));
+        assert_eq!((exact.tokens, exact.truncated), (4, false));
+        assert_eq!(AnswerSignals::judged(&answer, false, Some(8)).tokens, 4);
     }
 
     #[test]

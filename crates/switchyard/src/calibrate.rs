@@ -213,20 +213,6 @@ struct Answered {
     letter: Option<usize>,
 }
 
-/// The signals the calibration is fitted on: the whole answer's, or with `prefix_tokens` its
-/// first K tokens' (truncated only when the answer hit the token limit before its K-th token:
-/// the cascade stops reading a stream at its K-th token, so it sees `length` only then).
-pub fn judged_signals(
-    logprobs: &[switchyard_api::TokenLogprob],
-    truncated: bool,
-    prefix_tokens: Option<usize>,
-) -> AnswerSignals {
-    match prefix_tokens {
-        Some(k) if logprobs.len() >= k => AnswerSignals::from_logprobs(&logprobs[..k], false),
-        _ => AnswerSignals::from_logprobs(logprobs, truncated),
-    }
-}
-
 async fn answer(
     engine: Engine,
     index: usize,
@@ -263,7 +249,7 @@ async fn answer(
     Ok(Answered {
         index,
         text,
-        signals: judged_signals(&logprobs, truncated, prefix_tokens),
+        signals: AnswerSignals::judged(&logprobs, truncated, prefix_tokens),
         letter,
     })
 }
@@ -541,38 +527,7 @@ fn write_records(
 
 #[cfg(test)]
 mod tests {
-    use super::{judged_signals, parse_letter, text_choice};
-    use switchyard_api::TokenLogprob;
-
-    fn tokens(logprobs: &[f32]) -> Vec<TokenLogprob> {
-        logprobs
-            .iter()
-            .map(|&logprob| TokenLogprob {
-                token: "t".into(),
-                logprob,
-                bytes: None,
-                top_logprobs: Vec::new(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_prefix_calibration_is_fitted_on_the_first_k_tokens_only() {
-        let answer = tokens(&[-0.5, -0.1, -4.0, -3.0]);
-        let whole = judged_signals(&answer, true, None);
-        assert_eq!((whole.tokens, whole.truncated), (4, true));
-        assert_eq!(whole.min_logprob, -4.0);
-        // Cut by the limit after the prefix: the first 2 tokens alone, not truncated.
-        let prefix = judged_signals(&answer, true, Some(2));
-        assert_eq!((prefix.tokens, prefix.truncated), (2, false));
-        assert_eq!(prefix.min_logprob, f64::from(-0.5f32));
-        // An answer shorter than the prefix is judged whole, truncation included.
-        let short = judged_signals(&answer, true, Some(5));
-        assert_eq!((short.tokens, short.truncated), (4, true));
-        let exact = judged_signals(&answer, true, Some(4));
-        assert_eq!((exact.tokens, exact.truncated), (4, false));
-        assert_eq!(judged_signals(&answer, false, Some(8)).tokens, 4);
-    }
+    use super::{parse_letter, text_choice};
 
     fn choices() -> [String; 4] {
         ["Paris", "London", "Berlin", "Madrid"].map(String::from)
