@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::openai::preview;
 use crate::transport::{Endpoint, EventError, Translate};
-use crate::{ChunkStream, Provider, ProviderConfig, ProviderError};
+use crate::{ChunkStream, Provider, ProviderConfig, ProviderError, SetupError};
 
 /// What `max_tokens` is when the client set none: Anthropic requires one.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -39,33 +39,28 @@ const VERSION: &str = "2023-06-01";
 
 /// An Anthropic upstream, spoken to in its Messages API.
 pub struct AnthropicProvider {
-    upstream: Arc<str>,
     model: String,
-    endpoint: Result<Arc<Endpoint>, String>,
+    endpoint: Arc<Endpoint>,
 }
 
 impl AnthropicProvider {
-    /// Never fails: a bad base URL or key makes every call answer a
-    /// [`ProviderError::Request`] that says so.
-    pub fn new(cfg: ProviderConfig) -> Self {
+    /// Fails when the base URL is not an absolute http(s) URL or the key cannot be sent as a
+    /// header; warns when the base URL already ends with `/messages`, which is appended.
+    pub fn new(cfg: ProviderConfig) -> Result<Self, SetupError> {
         let model = cfg.model.clone();
-        let (upstream, endpoint) = crate::endpoint("anthropic", cfg, "messages", |key| {
+        let endpoint = crate::endpoint("anthropic", cfg, "messages", |key| {
             let mut headers = vec![("anthropic-version", HeaderValue::from_static(VERSION))];
             if let Some(key) = key {
                 headers.push(("x-api-key", crate::secret_header(key)?));
             }
             Ok(headers)
-        });
-        AnthropicProvider {
-            upstream,
-            model,
-            endpoint,
-        }
+        })?;
+        Ok(AnthropicProvider { model, endpoint })
     }
 
     fn body(&self, req: &ChatRequest, stream: bool) -> Result<Bytes, ProviderError> {
         let invalid = |message: String| ProviderError::Request {
-            upstream: self.upstream.clone(),
+            upstream: self.endpoint.upstream.clone(),
             message,
         };
         let translated = translate(req, &self.model, stream).map_err(invalid)?;
@@ -78,7 +73,7 @@ impl AnthropicProvider {
 #[async_trait::async_trait]
 impl Provider for AnthropicProvider {
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let ep = crate::ready(&self.upstream, &self.endpoint)?;
+        let ep = &self.endpoint;
         let body = self.body(req, false)?;
         let start = Instant::now();
         ep.with_retries(start, || async {
@@ -96,7 +91,7 @@ impl Provider for AnthropicProvider {
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<ChunkStream, ProviderError> {
-        let ep = crate::ready(&self.upstream, &self.endpoint)?;
+        let ep = &self.endpoint;
         let body = self.body(req, true)?;
         let start = Instant::now();
         ep.with_retries(start, || async {

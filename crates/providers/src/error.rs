@@ -28,6 +28,18 @@ impl fmt::Display for TimeoutPhase {
     }
 }
 
+/// Why a provider cannot be built from its configuration: found at startup, so that a model
+/// that could never answer stops the gateway from starting instead of failing every request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    /// `base_url` is not an absolute http(s) URL.
+    #[error("base_url \"{url}\" is not a valid URL: {reason}; write the API's base URL in full, e.g. \"https://api.openai.com/v1\"")]
+    BaseUrl { url: String, reason: String },
+    /// The API key cannot be sent as an HTTP header value.
+    #[error("api_key has characters an HTTP header cannot carry (a line break or other control character, often a key file's trailing newline); remove them")]
+    ApiKey,
+}
+
 /// What went wrong talking to an upstream. `upstream` names it (kind, base URL, model id).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
@@ -63,8 +75,7 @@ pub enum ProviderError {
     /// A streamed response broke after it had started.
     #[error("upstream {upstream} stream broke after it started: {message}")]
     StreamBroken { upstream: Arc<str>, message: String },
-    /// The request cannot be expressed in the upstream's wire format, or the provider is
-    /// misconfigured (bad base URL or API key).
+    /// The request cannot be expressed in the upstream's wire format.
     #[error("request cannot be sent to upstream {upstream}: {message}")]
     Request { upstream: Arc<str>, message: String },
     /// An in-process model failed; `status` is the answer the client should get (429 when its

@@ -23,7 +23,7 @@ mod openai;
 mod transport;
 
 pub use anthropic::AnthropicProvider;
-pub use error::{ProviderError, TimeoutPhase};
+pub use error::{ProviderError, SetupError, TimeoutPhase};
 pub use openai::OpenAiProvider;
 pub use transport::{http_client, RetryPolicy, Timeouts};
 
@@ -92,50 +92,169 @@ impl std::fmt::Debug for ProviderConfig {
 }
 
 /// Builds the endpoint `{base_url}/{path}` with JSON content type and the headers `headers`
-/// makes from the API key, or the configuration error every call will answer with.
+/// makes from the API key.
 fn endpoint(
     kind: &str,
     cfg: ProviderConfig,
     path: &str,
-    headers: impl FnOnce(Option<&str>) -> Result<Vec<(&'static str, HeaderValue)>, String>,
-) -> (Arc<str>, Result<Arc<transport::Endpoint>, String>) {
-    let base = cfg.base_url.trim_end_matches('/');
-    let upstream: Arc<str> = format!("{kind}:{} ({base})", cfg.model).into();
-    let built = (|| {
-        let url = reqwest::Url::parse(&format!("{base}/{path}"))
-            .map_err(|e| format!("base_url `{}` is not a valid URL: {e}", cfg.base_url))?;
-        let mut map = HeaderMap::new();
-        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (name, value) in headers(cfg.api_key.as_deref())? {
-            map.insert(name, value);
-        }
-        Ok(Arc::new(transport::Endpoint {
-            upstream: upstream.clone(),
-            url,
-            headers: map,
-            timeouts: cfg.timeouts,
-            retry: cfg.retry,
-            client: cfg.client,
-        }))
-    })();
-    (upstream, built)
+    headers: impl FnOnce(Option<&str>) -> Result<Vec<(&'static str, HeaderValue)>, SetupError>,
+) -> Result<Arc<transport::Endpoint>, SetupError> {
+    let base = base_url(&cfg.base_url)?;
+    if let Some(warning) = suffix_warning(&base, path) {
+        tracing::warn!(model = %cfg.model, "{warning}");
+    }
+    let url = base
+        .join(path)
+        .map_err(|e| bad_url(&cfg.base_url, e.to_string()))?;
+    let upstream: Arc<str> = format!(
+        "{kind}:{} ({})",
+        cfg.model,
+        cfg.base_url.trim_end_matches('/')
+    )
+    .into();
+    let mut map = HeaderMap::new();
+    map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in headers(cfg.api_key.as_deref())? {
+        map.insert(name, value);
+    }
+    Ok(Arc::new(transport::Endpoint {
+        upstream,
+        url,
+        headers: map,
+        timeouts: cfg.timeouts,
+        retry: cfg.retry,
+        client: cfg.client,
+    }))
+}
+
+fn bad_url(url: &str, reason: impl Into<String>) -> SetupError {
+    SetupError::BaseUrl {
+        url: url.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses `base_url` as an absolute http(s) URL whose path ends in `/`, so that joining the
+/// endpoint's path keeps every segment of it.
+fn base_url(raw: &str) -> Result<reqwest::Url, SetupError> {
+    if !raw.contains("://") {
+        return Err(bad_url(
+            raw,
+            "it has no scheme (start it with https:// or http://)",
+        ));
+    }
+    let mut url = reqwest::Url::parse(raw).map_err(|e| bad_url(raw, e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad_url(
+            raw,
+            format!("its scheme is `{}`, not http or https", url.scheme()),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad_url(
+            raw,
+            "it has a query or fragment, which the endpoint's path would follow",
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// A warning when `base` already ends with the `path` the provider appends (as TensorZero's
+/// `check_api_base_suffix` warns): `…/v1/chat/completions` would be posted to
+/// `…/v1/chat/completions/chat/completions`.
+fn suffix_warning(base: &reqwest::Url, path: &str) -> Option<String> {
+    let trimmed = base.path().trim_end_matches('/');
+    trimmed.ends_with(&format!("/{path}")).then(|| {
+        format!(
+            "base_url \"{base}\" ends with /{path}, which the provider appends itself: requests go to {base}{path}; \
+             remove /{path} from base_url unless the upstream really serves that path"
+        )
+    })
 }
 
 /// A header value made from an API key, marked sensitive so it never shows in debug output.
-fn secret_header(value: &str) -> Result<HeaderValue, String> {
-    let mut v = HeaderValue::from_str(value)
-        .map_err(|_| "the API key has characters not allowed in an HTTP header".to_owned())?;
+fn secret_header(value: &str) -> Result<HeaderValue, SetupError> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| SetupError::ApiKey)?;
     v.set_sensitive(true);
     Ok(v)
 }
 
-/// The endpoint, or the configuration error as a [`ProviderError::Request`].
-fn ready<'a>(
-    upstream: &Arc<str>,
-    endpoint: &'a Result<Arc<transport::Endpoint>, String>,
-) -> Result<&'a Arc<transport::Endpoint>, ProviderError> {
-    endpoint.as_ref().map_err(|m| ProviderError::Request {
-        upstream: upstream.clone(),
-        message: m.clone(),
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint_url(base: &str, path: &str) -> Result<String, SetupError> {
+        let cfg = ProviderConfig::new(base, "m");
+        endpoint("openai", cfg, path, |_| Ok(Vec::new())).map(|e| e.url.to_string())
+    }
+
+    #[test]
+    fn the_path_is_appended_to_every_segment_of_the_base_url() {
+        for base in ["http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/"] {
+            assert_eq!(
+                endpoint_url(base, "chat/completions").unwrap(),
+                "http://127.0.0.1:9/v1/chat/completions"
+            );
+        }
+        assert_eq!(
+            endpoint_url("https://example.com", "messages").unwrap(),
+            "https://example.com/messages"
+        );
+    }
+
+    #[test]
+    fn a_base_url_without_a_scheme_says_so() {
+        assert_eq!(
+            endpoint_url("api.openai.com/v1", "chat/completions").unwrap_err().to_string(),
+            "base_url \"api.openai.com/v1\" is not a valid URL: it has no scheme (start it with \
+             https:// or http://); write the API's base URL in full, e.g. \"https://api.openai.com/v1\""
+        );
+    }
+
+    #[test]
+    fn other_malformed_base_urls_are_refused() {
+        let reason = |base: &str| match endpoint_url(base, "messages") {
+            Err(SetupError::BaseUrl { reason, .. }) => reason,
+            other => panic!("{base}: {other:?}"),
+        };
+        assert_eq!(
+            reason("ftp://example.com/v1"),
+            "its scheme is `ftp`, not http or https"
+        );
+        assert_eq!(
+            reason("http://exa mple.com/v1"),
+            "invalid international domain name"
+        );
+        assert_eq!(reason("http://:80/v1"), "empty host");
+        assert_eq!(
+            reason("http://example.com/v1?key=x"),
+            "it has a query or fragment, which the endpoint's path would follow"
+        );
+    }
+
+    #[test]
+    fn a_base_url_ending_in_the_endpoint_path_is_warned_about() {
+        let base = base_url("https://api.openai.com/v1/chat/completions").unwrap();
+        let warning = suffix_warning(&base, "chat/completions").unwrap();
+        assert!(
+            warning.contains(
+                "requests go to https://api.openai.com/v1/chat/completions/chat/completions"
+            ),
+            "{warning}"
+        );
+        let base = base_url("https://api.anthropic.com/v1/messages/").unwrap();
+        assert!(suffix_warning(&base, "messages").is_some());
+        let base = base_url("https://api.openai.com/v1").unwrap();
+        assert_eq!(suffix_warning(&base, "chat/completions"), None);
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_a_header_is_refused() {
+        assert_eq!(secret_header("sk-abc\n"), Err(SetupError::ApiKey));
+        assert!(secret_header("sk-abc").unwrap().is_sensitive());
+    }
 }

@@ -12,34 +12,29 @@ use switchyard_api::{ChatChunk, ChatRequest, ChatResponse, StreamOptions};
 use tokio::time::Instant;
 
 use crate::transport::{Endpoint, EventError, Translate};
-use crate::{ChunkStream, Provider, ProviderConfig, ProviderError};
+use crate::{ChunkStream, Provider, ProviderConfig, ProviderError, SetupError};
 
 /// An OpenAI-compatible upstream (OpenAI, vLLM, llama.cpp server, …). Every field of the
 /// request passes through, unknown ones included, with `model` replaced by the upstream id.
 pub struct OpenAiProvider {
-    upstream: Arc<str>,
     model: String,
-    endpoint: Result<Arc<Endpoint>, String>,
+    endpoint: Arc<Endpoint>,
 }
 
 impl OpenAiProvider {
-    /// Never fails: a bad base URL or key makes every call answer a
-    /// [`ProviderError::Request`] that says so.
-    pub fn new(cfg: ProviderConfig) -> Self {
+    /// Fails when the base URL is not an absolute http(s) URL or the key cannot be sent as a
+    /// header; warns when the base URL already ends with `/chat/completions`, which is appended.
+    pub fn new(cfg: ProviderConfig) -> Result<Self, SetupError> {
         let model = cfg.model.clone();
-        let (upstream, endpoint) = crate::endpoint("openai", cfg, "chat/completions", |key| {
+        let endpoint = crate::endpoint("openai", cfg, "chat/completions", |key| {
             key.map(|key| {
                 let bearer = crate::secret_header(&format!("Bearer {key}"))?;
                 Ok((AUTHORIZATION.as_str(), bearer))
             })
             .into_iter()
             .collect()
-        });
-        OpenAiProvider {
-            upstream,
-            model,
-            endpoint,
-        }
+        })?;
+        Ok(OpenAiProvider { model, endpoint })
     }
 
     fn body(&self, req: &ChatRequest, stream: bool) -> Result<Bytes, ProviderError> {
@@ -50,7 +45,7 @@ impl OpenAiProvider {
         })
         .map(Bytes::from)
         .map_err(|e| ProviderError::Request {
-            upstream: self.upstream.clone(),
+            upstream: self.endpoint.upstream.clone(),
             message: format!("the request could not be serialised: {e}"),
         })
     }
@@ -59,7 +54,7 @@ impl OpenAiProvider {
 #[async_trait::async_trait]
 impl Provider for OpenAiProvider {
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let ep = crate::ready(&self.upstream, &self.endpoint)?;
+        let ep = &self.endpoint;
         let body = self.body(req, false)?;
         let start = Instant::now();
         ep.with_retries(start, || async {
@@ -76,7 +71,7 @@ impl Provider for OpenAiProvider {
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<ChunkStream, ProviderError> {
-        let ep = crate::ready(&self.upstream, &self.endpoint)?;
+        let ep = &self.endpoint;
         let body = self.body(req, true)?;
         let start = Instant::now();
         ep.with_retries(start, || async {

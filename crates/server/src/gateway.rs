@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use lru::LruCache;
 use switchyard_embed::Embedder;
 use switchyard_providers::{
-    AnthropicProvider, OpenAiConfig, OpenAiProvider, Provider, RetryPolicy, Timeouts,
+    AnthropicProvider, OpenAiConfig, OpenAiProvider, Provider, RetryPolicy, SetupError, Timeouts,
 };
 use switchyard_router::confidence::{Calibration, BUILTINS};
 use switchyard_router::learned::LearnedRouter;
@@ -102,10 +102,13 @@ impl Gateway {
                         },
                         client: client.clone(),
                     };
+                    let setup = |e: SetupError| err(e.to_string());
                     if m.provider == ProviderKind::Openai {
-                        (Arc::new(OpenAiProvider::new(cfg)), "openai-compatible")
+                        let provider = OpenAiProvider::new(cfg).map_err(setup)?;
+                        (Arc::new(provider), "openai-compatible")
                     } else {
-                        (Arc::new(AnthropicProvider::new(cfg)), "anthropic")
+                        let provider = AnthropicProvider::new(cfg).map_err(setup)?;
+                        (Arc::new(provider), "anthropic")
                     }
                 }
             };

@@ -1,3 +1,6 @@
+//! Shared by every test binary of the crate; each uses only part of it.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use futures::StreamExt;
