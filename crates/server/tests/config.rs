@@ -45,7 +45,7 @@ fn startup_refusal(name: &str) -> String {
 #[test]
 fn a_file_that_cannot_be_read() {
     let path = fixture("does_not_exist");
-    let err = Config::load(&path).err().expect("no config");
+    let err = Config::load(&path).expect_err("no config");
     assert_eq!(
         err.to_string(),
         format!(
