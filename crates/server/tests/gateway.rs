@@ -312,13 +312,23 @@ async fn api_keys_guard_v1_with_openai_shaped_401s() {
     assert_eq!(statuses, vec![401, 401, 200]);
 }
 
+/// An upstream that closes every connection as soon as it is made, for as long as the test
+/// runs (a port bound and released could be taken by another process in between).
+async fn hang_up_at_once() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((connection, _)) = listener.accept().await {
+            drop(connection);
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn a_dead_upstream_is_502_and_a_slow_one_504() {
     let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1", l.local_addr().unwrap())
-    };
+    let closed = format!("http://{}/v1", hang_up_at_once().await);
     let gw = start(&format!(
         "{}{}{}",
         upstream("dead", "openai", &closed, "mock"),
@@ -443,7 +453,7 @@ async fn models_health_and_metrics_endpoints() {
 #[tokio::test]
 async fn a_clean_stop_finishes_in_flight_requests_and_loses_no_row() {
     let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
-    let mut gw = start(&upstream("large", "openai", &mock.base_url(), "slow-300")).await;
+    let mut gw = start(&upstream("large", "openai", &mock.base_url(), "slow-500")).await;
     let mut inflight = Vec::new();
     for _ in 0..20 {
         let req = gw
@@ -453,7 +463,15 @@ async fn a_clean_stop_finishes_in_flight_requests_and_loses_no_row() {
             .send();
         inflight.push(tokio::spawn(req));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The stop comes once the upstream holds all 20, each 500 ms from its answer (checked
+    // every 5 ms: the mock has no notification to wait on).
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while mock.requests() < 20 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the mock receives all 20 requests");
     let rows = gw.rows().await;
     for r in inflight {
         assert_eq!(r.await.unwrap().unwrap().status(), 200);
