@@ -155,40 +155,53 @@ async fn embeddings_are_served_as_floats_or_base64_and_rank_by_meaning() {
     assert_eq!(rows[0].model, "all-MiniLM-L6-v2");
 }
 
+/// Reads a stream until it has carried `events` SSE events.
+async fn read_events(resp: &mut reqwest::Response, events: usize) {
+    let mut body = String::new();
+    while body.matches("data: ").count() < events {
+        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_local_queue_answers_429_and_the_rest_still_complete() {
     let config = format!(
-        "[models.tiny]\nprovider = \"local\"\npath = \"{}/tiny.gguf\"\nslots = 1\nqueue = 1\ncontext_tokens = 512\n",
+        "[models.tiny]\nprovider = \"local\"\npath = \"{}/tiny.gguf\"\nslots = 1\nqueue = 1\ncontext_tokens = 4096\n",
         models_dir()
     );
     let gw = start_with(&config, &switchyard_server::load_local).await;
-    let body = json!({"model": "tiny", "max_tokens": 100, "messages": [{"role": "user", "content": "Hello"}]});
-    let sends: Vec<_> = (0..6)
-        .map(|_| {
-            gw.client
-                .post(gw.url("/v1/chat/completions"))
-                .json(&body)
-                .send()
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for r in futures::future::join_all(sends).await {
-        let r = r.unwrap();
-        let status = r.status().as_u16();
-        let body: Value = r.json().await.unwrap();
-        if status == 429 {
-            assert_eq!(body["error"]["type"], "rate_limit_error");
-            assert!(
-                body["error"]["message"].as_str().unwrap().contains("queue"),
-                "{body}"
-            );
-        }
-        statuses.push(status);
-    }
-    assert!(statuses.contains(&429), "{statuses:?}");
-    assert!(statuses.contains(&200), "{statuses:?}");
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 429),
-        "{statuses:?}"
-    );
+    let stream = |max_tokens: u32| {
+        gw.client
+            .post(gw.url("/v1/chat/completions"))
+            .json(
+                &json!({"model": "tiny", "max_tokens": max_tokens, "stream": true,
+                "messages": [{"role": "user", "content": "Hello"}]}),
+            )
+            .send()
+    };
+    // The one slot: held once its request has sent a token (after the role chunk), and for
+    // about 4,000 tokens, far longer than the rest of the test takes.
+    let mut holding = stream(4000).await.unwrap();
+    assert_eq!(holding.status(), 200);
+    read_events(&mut holding, 2).await;
+    // The one queue place: taken once the engine has accepted the request, which the answer's
+    // status says.
+    let queued = stream(5).await.unwrap();
+    assert_eq!(queued.status(), 200);
+
+    let (status, body) = {
+        let r = gw.chat(json!({"model": "tiny", "max_tokens": 5, "messages": [{"role": "user", "content": "Hello"}]})).await;
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("queue"), "{body}");
+
+    // The client that held the slot leaves; the queued request gets the slot and completes.
+    drop(holding);
+    let text = queued.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(text.contains("\"finish_reason\":\"length\""), "{text}");
 }
