@@ -15,11 +15,14 @@
 //! * **No label**: anything else (a larger model answered from the start, the first rung failed
 //!   rather than being judged, a small-model answer nobody rated…).
 //!
-//! The decision's reason (`x-switchyard-route`, the log's `route` column) records each cascade
-//! step; [`Step::describe`] writes it and [`cascade_steps`] reads it back, so the two cannot
-//! drift apart.
+//! Each cascade rung is recorded as data, a [`Rung`], in the log's `cascade` column (a JSON
+//! array), and read back as data. The decision's reason (`x-switchyard-route`, the log's `route`
+//! column) says the same in words ([`Step::describe`]); only rows written before the column
+//! existed are read from those words ([`legacy_steps`]).
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Example, Features};
 
@@ -27,7 +30,8 @@ use crate::data::{Example, Features};
 pub const NEGATIVE_BELOW: f64 = 0.5;
 
 /// What one rung of a cascade did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// The rung's answer was judged: kept when its confidence reached the threshold,
     /// otherwise escalated.
@@ -42,9 +46,37 @@ pub enum Step {
     Failed,
 }
 
+/// One cascade rung as the request log records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rung {
+    /// The rung's model.
+    pub model: String,
+    #[serde(flatten)]
+    pub step: Step,
+    /// What the rung cost (USD), when it was known at its verdict: none for a kept rung that
+    /// went on streaming, whose cost is the rest of the request's.
+    pub cost_usd: Option<f64>,
+}
+
+/// The log's `cascade` column as written: a JSON array of [`Rung`]s.
+pub fn write_steps(steps: &[Rung]) -> String {
+    serde_json::to_string(steps).unwrap_or_default()
+}
+
+/// The log's `cascade` column read back; none when it is absent (an older row, or no cascade)
+/// or not such an array.
+pub fn read_steps(column: Option<&str>) -> Option<Vec<Rung>> {
+    column.and_then(|c| serde_json::from_str(c).ok())
+}
+
 const PREFIX: &str = "cascade: ";
 
 impl Step {
+    /// Whether the rung's answer was kept: judged good enough, or not judged at all.
+    pub fn kept(&self) -> bool {
+        !matches!(self, Step::Judged { kept: false, .. } | Step::Failed)
+    }
+
     /// The step as the decision's reason says it, e.g.
     /// `cascade: small confidence 0.42 < 0.50, escalated`.
     pub fn describe(&self, rung: &str) -> String {
@@ -99,9 +131,18 @@ impl Step {
     }
 }
 
-/// The cascade steps a decision's reason records, in order (none when it was no cascade).
-pub fn cascade_steps(reason: &str) -> Vec<(String, Step)> {
-    reason.split("; ").filter_map(Step::parse).collect()
+/// The cascade steps a decision's reason records, in order (none when it was no cascade): for
+/// rows logged before the `cascade` column, whose reason is their only record of the steps.
+pub fn legacy_steps(reason: &str) -> Vec<Rung> {
+    reason
+        .split("; ")
+        .filter_map(Step::parse)
+        .map(|(model, step)| Rung {
+            model,
+            step,
+            cost_usd: None,
+        })
+        .collect()
 }
 
 /// The label of a logged request, about its small model.
@@ -134,6 +175,9 @@ impl Label {
 pub struct Logged<'a> {
     /// The decision's reason (the log's `route` column).
     pub reason: &'a str,
+    /// The cascade's rungs (the log's `cascade` column, [`read_steps`]); none for rows written
+    /// before the column, whose steps are read from the reason.
+    pub cascade: Option<&'a [Rung]>,
     /// The decision's numbers (the log's `scores` column).
     pub scores: &'a BTreeMap<String, f64>,
     /// The latest feedback score sent for it, if any.
@@ -161,8 +205,18 @@ pub fn judge(row: &Logged) -> Option<Judgement> {
             small: small.to_owned(),
         })
     };
-    let steps = cascade_steps(row.reason);
-    if let Some((first, step)) = steps.first() {
+    let legacy;
+    let steps = match row.cascade {
+        Some(steps) => steps,
+        None => {
+            legacy = legacy_steps(row.reason);
+            &legacy
+        }
+    };
+    if let Some(Rung {
+        model: first, step, ..
+    }) = steps.first()
+    {
         let label = match step {
             // Feedback then rates a later rung's answer, not the small model's.
             Step::Judged { kept: false, .. } => Label::NotGoodEnough,
@@ -206,35 +260,79 @@ mod tests {
         }
     }
 
+    fn rung(model: &str, step: Step) -> Rung {
+        Rung {
+            model: model.into(),
+            step,
+            cost_usd: Some(1e-6),
+        }
+    }
+
     #[test]
-    fn steps_read_back_as_they_were_written() {
-        let reason = format!(
-            "route code: code; {}; {}; {}; large failed, fell back to claude",
+    fn steps_are_written_and_read_back_as_data() {
+        let steps = vec![
+            rung("small model", judged(0.4242, 0.5)),
+            rung("medium", Step::Failed),
+            Rung {
+                cost_usd: None,
+                ..rung("large", Step::Unjudged)
+            },
+        ];
+        let column = write_steps(&steps);
+        assert_eq!(
+            column,
+            r#"[{"model":"small model","step":"judged","confidence":0.4242,"threshold":0.5,"kept":false,"cost_usd":1e-6},{"model":"medium","step":"failed","cost_usd":1e-6},{"model":"large","step":"unjudged","cost_usd":null}]"#
+        );
+        assert_eq!(read_steps(Some(&column)), Some(steps));
+        assert_eq!(read_steps(None), None);
+        assert_eq!(read_steps(Some("not json")), None);
+    }
+
+    #[test]
+    fn the_words_say_the_steps_and_old_rows_are_read_from_them() {
+        assert_eq!(
             judged(0.4242, 0.5).describe("small model"),
-            Step::Failed.describe("medium"),
-            Step::Unjudged.describe("large"),
+            "cascade: small model confidence 0.42 < 0.50, escalated"
         );
         assert_eq!(
-            reason,
-            "route code: code; cascade: small model confidence 0.42 < 0.50, escalated; \
-             cascade: medium failed, escalated; cascade: large gave no logprobs to judge, kept; \
-             large failed, fell back to claude"
+            judged(0.8, 0.5).describe("small"),
+            "cascade: small confidence 0.80 >= 0.50, kept"
         );
+        // A reason as rows before the `cascade` column wrote it.
+        let old = "route code: code; cascade: small model confidence 0.42 < 0.50, escalated; \
+                   cascade: medium failed, escalated; cascade: large gave no logprobs to judge, \
+                   kept; large failed, fell back to claude";
+        let legacy: Vec<(String, Step)> = legacy_steps(old)
+            .into_iter()
+            .map(|r| (r.model, r.step))
+            .collect();
         assert_eq!(
-            cascade_steps(&reason),
+            legacy,
             vec![
                 ("small model".to_owned(), judged(0.42, 0.5)),
                 ("medium".to_owned(), Step::Failed),
                 ("large".to_owned(), Step::Unjudged),
             ]
         );
-        assert!(cascade_steps("default: auto -> small").is_empty());
+        assert!(legacy_steps("default: auto -> small").is_empty());
     }
 
-    fn label(reason: &str, scores: &[(&str, f64)], feedback: Option<f64>) -> Option<Label> {
+    fn label(steps: &[Rung], scores: &[(&str, f64)], feedback: Option<f64>) -> Option<Label> {
+        let scores = scores.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        judge(&Logged {
+            reason: "route all: min_chars 0",
+            cascade: Some(steps),
+            scores: &scores,
+            feedback,
+        })
+        .map(|j| j.label)
+    }
+
+    fn legacy_label(reason: &str, scores: &[(&str, f64)], feedback: Option<f64>) -> Option<Label> {
         let scores = scores.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         judge(&Logged {
             reason,
+            cascade: None,
             scores: &scores,
             feedback,
         })
@@ -244,10 +342,9 @@ mod tests {
     #[test]
     fn the_labelling_rules() {
         use Label::{GoodEnough as Good, NotGoodEnough as Bad};
-        let route = "route all: min_chars 0";
-        let escalated = format!("{route}; {}", judged(0.3, 0.5).describe("small"));
-        let kept = format!("{route}; {}", judged(0.8, 0.5).describe("small"));
-        let second_kept = format!("{escalated}; {}", judged(0.9, 0.5).describe("medium"));
+        let escalated = [rung("small", judged(0.3, 0.5))];
+        let kept = [rung("small", judged(0.8, 0.5))];
+        let second_kept = [escalated[0].clone(), rung("medium", judged(0.9, 0.5))];
         // A cascade escalating from its first rung: not good enough, whatever the feedback
         // on the larger model's answer says.
         assert_eq!(label(&escalated, &[], None), Some(Bad));
@@ -259,35 +356,42 @@ mod tests {
         assert_eq!(label(&kept, &[], Some(0.5)), Some(Good));
         assert_eq!(label(&kept, &[], Some(0.49)), Some(Bad));
         // Kept without a judgement: only feedback tells.
-        let unjudged = format!("{route}; {}", Step::Unjudged.describe("small"));
+        let unjudged = [rung("small", Step::Unjudged)];
         assert_eq!(label(&unjudged, &[], None), None);
         assert_eq!(label(&unjudged, &[], Some(0.9)), Some(Good));
         assert_eq!(label(&unjudged, &[], Some(0.1)), Some(Bad));
         // The first rung failed: nothing is known of its quality.
-        let failed = format!("{route}; {}", Step::Failed.describe("small"));
+        let failed = [rung("small", Step::Failed)];
         assert_eq!(label(&failed, &[], Some(0.0)), None);
+        // The same rules for an old row, read from its reason.
+        let route = "route all: min_chars 0";
+        let old_escalated = format!("{route}; {}", judged(0.3, 0.5).describe("small"));
+        let old_kept = format!("{route}; {}", judged(0.8, 0.5).describe("small"));
+        assert_eq!(legacy_label(&old_escalated, &[], Some(1.0)), Some(Bad));
+        assert_eq!(legacy_label(&old_kept, &[], None), Some(Good));
         // The learned score's weak model answered: feedback labels it.
         let weak = "learned knn(k=20): score 0.12 < threshold 0.50 -> small";
         let scores = [("learned", 0.12), ("learned.threshold", 0.5)];
-        assert_eq!(label(weak, &scores, None), None);
-        assert_eq!(label(weak, &scores, Some(0.2)), Some(Bad));
-        assert_eq!(label(weak, &scores, Some(1.0)), Some(Good));
+        assert_eq!(legacy_label(weak, &scores, None), None);
+        assert_eq!(legacy_label(weak, &scores, Some(0.2)), Some(Bad));
+        assert_eq!(legacy_label(weak, &scores, Some(1.0)), Some(Good));
         let s = Logged {
             reason: weak,
+            cascade: Some(&[]),
             scores: &scores.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             feedback: Some(1.0),
         };
         assert_eq!(judge(&s).unwrap().small, "small");
         // ... but not when it failed and a fallback answered, nor when the strong one did.
         let fell_back = format!("{weak}; small failed, fell back to large");
-        assert_eq!(label(&fell_back, &scores, Some(0.0)), None);
+        assert_eq!(legacy_label(&fell_back, &scores, Some(0.0)), None);
         let strong = "learned knn(k=20): score 0.72 >= threshold 0.50 -> large";
         let scores = [("learned", 0.72), ("learned.threshold", 0.5)];
-        assert_eq!(label(strong, &scores, Some(0.0)), None);
+        assert_eq!(legacy_label(strong, &scores, Some(0.0)), None);
         // A rule, a default or an explicit model: no small model to speak of.
-        assert_eq!(label("default: auto -> small", &[], Some(0.0)), None);
+        assert_eq!(legacy_label("default: auto -> small", &[], Some(0.0)), None);
         assert_eq!(
-            label("explicit: client asked for large", &[], Some(1.0)),
+            legacy_label("explicit: client asked for large", &[], Some(1.0)),
             None
         );
     }

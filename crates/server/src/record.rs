@@ -39,6 +39,8 @@ pub struct Outcome {
     pub scores: std::collections::BTreeMap<String, f64>,
     /// The decision's explanation (for the header and the log).
     pub reason: String,
+    /// Each cascade rung's verdict, as data (for the log).
+    pub steps: Vec<switchyard_router::logged::Rung>,
     pub stream: bool,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -50,22 +52,6 @@ pub struct Outcome {
     pub failed_status: Option<u16>,
     /// The learned router's features of the conversation, when `[router] record_features`.
     pub features: Option<switchyard_router::data::Features>,
-}
-
-impl Outcome {
-    /// Notes a whole answer: time spent upstream since `since`, its tokens, and the request's
-    /// total cost (earlier cascade rungs included).
-    pub fn answered(
-        &mut self,
-        since: std::time::Instant,
-        usage: switchyard_api::Usage,
-        cost_usd: f64,
-    ) {
-        self.upstream_ms = Some(since.elapsed().as_secs_f64() * 1e3);
-        self.prompt_tokens = usage.prompt_tokens;
-        self.completion_tokens = usage.completion_tokens;
-        self.cost_usd = cost_usd;
-    }
 }
 
 /// Shared between the handler (and its response stream) and the record layer.
@@ -232,6 +218,8 @@ impl Drop for RowOnDrop {
             error: o.error,
             scores: (!o.scores.is_empty())
                 .then(|| serde_json::to_string(&o.scores).unwrap_or_default()),
+            cascade: (!o.steps.is_empty())
+                .then(|| switchyard_router::logged::write_steps(&o.steps)),
             cheap_features: o.features.as_ref().map(|f| f.cheap.to_vec()),
             embedding: o.features.map(|f| f.embedding),
         });

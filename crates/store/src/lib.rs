@@ -60,6 +60,9 @@ pub struct RequestRecord {
     /// The decision's numbers (similarities, learned score, cascade confidences) as a JSON
     /// object.
     pub scores: Option<String>,
+    /// The cascade's rungs, each with its model, verdict, confidence, threshold and cost, as
+    /// a JSON array (`switchyard_router::logged::Rung`); none when the request was no cascade.
+    pub cascade: Option<String>,
     /// The conversation's sentence embedding as the learned router sees it (only when
     /// `[router] record_features` is on); stored as a little-endian f32 BLOB.
     pub embedding: Option<Vec<f32>>,
@@ -108,7 +111,8 @@ CREATE TABLE IF NOT EXISTS requests (
     error TEXT,
     scores TEXT,
     embedding BLOB,
-    cheap_features BLOB
+    cheap_features BLOB,
+    cascade TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_created_at ON requests(created_at_ms);
 CREATE TABLE IF NOT EXISTS feedback (
@@ -139,10 +143,11 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Columns added after the first release, for logs written by an older version.
-const ADDED_COLUMNS: [(&str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str); 4] = [
     ("scores", "TEXT"),
     ("embedding", "BLOB"),
     ("cheap_features", "BLOB"),
+    ("cascade", "TEXT"),
 ];
 
 /// f32 values as a little-endian BLOB.
@@ -301,8 +306,8 @@ fn insert(
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, created_at, created_at_ms, requested_model, model, route, status, stream,
                 prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores,
-                embedding, cheap_features)
-             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                embedding, cheap_features, cascade)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -323,6 +328,7 @@ fn insert(
                 r.scores,
                 r.embedding.as_deref().map(to_blob),
                 r.cheap_features.as_deref().map(to_blob),
+                r.cascade,
             ])?;
         }
         let mut stmt = tx.prepare_cached(
@@ -349,7 +355,8 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
     let conn = open(path)?;
     let mut stmt = conn.prepare(
         "SELECT id, created_at_ms, requested_model, model, route, status, stream, prompt_tokens, completion_tokens,
-                cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores, embedding, cheap_features
+                cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores, embedding, cheap_features,
+                cascade
          FROM requests ORDER BY created_at_ms, rowid",
     )?;
     let mut rows = stmt.query([])?;
@@ -377,6 +384,7 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
             scores: row.get(14)?,
             embedding: blob(15)?,
             cheap_features: blob(16)?,
+            cascade: row.get(17)?,
         });
     }
     Ok(())
@@ -500,6 +508,7 @@ CREATE TABLE requests (
                 embedding: Some(embedding.clone()),
                 cheap_features: Some(cheap.clone()),
                 scores: Some("{\"confidence.small\":0.3}".into()),
+                cascade: Some("[{\"model\":\"small\",\"step\":\"failed\"}]".into()),
                 ..record(1)
             })
             .await;
@@ -528,6 +537,10 @@ CREATE TABLE requests (
         );
         assert_eq!(rows[1].embedding.as_ref(), Some(&embedding));
         assert_eq!(rows[1].cheap_features.as_ref(), Some(&cheap));
+        assert_eq!(
+            (rows[0].cascade.as_deref(), rows[1].cascade.as_deref()),
+            (None, Some("[{\"model\":\"small\",\"step\":\"failed\"}]"))
+        );
         let feedback = read_feedback(&path).unwrap();
         assert_eq!(
             feedback,

@@ -1,0 +1,263 @@
+//! The SSE relay: forwards an answer's chunks as server-sent events and, when the stream ends
+//! (or the client goes away), writes what it saw to the request's outcome once.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use futures::StreamExt;
+use switchyard_api::{ChatChunk, Usage};
+use switchyard_providers::{ChunkStream, ProviderError};
+
+use super::execute::Spent;
+use crate::config::Price;
+use crate::record::OutcomeSlot;
+
+/// Forwards upstream chunks as server-sent events, noting usage and time to first token.
+pub struct Relay {
+    chunks: ChunkStream,
+    slot: OutcomeSlot,
+    /// The answering model's price, for the usage the stream reports.
+    price: Price,
+    /// When the first model was asked, and what earlier cascade rungs cost.
+    spent: Spent,
+    include_usage: bool,
+    ttft_ms: Option<f64>,
+    usage: Option<Usage>,
+    /// How the stream ended: `None` while it runs (a drop then is a disconnect), else the
+    /// failure it ended with, if any.
+    ended: Option<Option<(String, u16)>>,
+}
+
+enum Step {
+    Open(Box<Relay>),
+    Closed,
+}
+
+fn event(data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+impl Relay {
+    pub fn new(
+        chunks: ChunkStream,
+        slot: OutcomeSlot,
+        price: Price,
+        spent: Spent,
+        include_usage: bool,
+    ) -> Relay {
+        Relay {
+            chunks,
+            slot,
+            price,
+            spent,
+            include_usage,
+            ttft_ms: None,
+            usage: None,
+            ended: None,
+        }
+    }
+
+    pub fn into_sse(self) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+        futures::stream::unfold(Step::Open(Box::new(self)), |step| async move {
+            let Step::Open(mut relay) = step else {
+                return None;
+            };
+            loop {
+                match relay.chunks.next().await {
+                    Some(Ok(chunk)) => {
+                        if let Some(bytes) = relay.forward(chunk) {
+                            return Some((Ok(bytes), Step::Open(relay)));
+                        }
+                    }
+                    Some(Err(e)) => return Some((Ok(relay.fail(&e)), Step::Closed)),
+                    None => return Some((Ok(relay.finish()), Step::Closed)),
+                }
+            }
+        })
+    }
+
+    /// The request's cost so far: earlier rungs', and this answer's once its usage came.
+    fn cost(&self) -> f64 {
+        self.spent.cost_usd
+            + self.usage.map_or(0.0, |u| {
+                self.price.cost(u.prompt_tokens, u.completion_tokens)
+            })
+    }
+
+    /// The event for one upstream chunk, or none when the client did not ask for it.
+    fn forward(&mut self, mut chunk: ChatChunk) -> Option<Bytes> {
+        if self.ttft_ms.is_none() && !chunk.choices.is_empty() {
+            self.ttft_ms = Some(ms_since(self.spent.since));
+        }
+        if let Some(u) = chunk.usage {
+            self.usage = Some(u);
+        }
+        if !self.include_usage {
+            if chunk.choices.is_empty() {
+                return None;
+            }
+            chunk.usage = None;
+        }
+        serde_json::to_vec(&chunk).ok().map(|b| event(&b))
+    }
+
+    fn fail(&mut self, e: &ProviderError) -> Bytes {
+        let err = e.to_api_error();
+        self.ended = Some(Some((err.message.clone(), err.status())));
+        event(&serde_json::to_vec(&err.body()).unwrap_or_default())
+    }
+
+    fn finish(&mut self) -> Bytes {
+        self.ended = Some(None);
+        // An SSE comment: clients ignore it, people and scripts reading the stream see the cost.
+        Bytes::from(format!(
+            ": x-switchyard-cost-usd={:.8}\n\ndata: [DONE]\n\n",
+            self.cost()
+        ))
+    }
+}
+
+/// However the stream ended, what it saw goes to the outcome here, in one write.
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let failure = match &self.ended {
+            None => Some((
+                "client disconnected before the stream ended".to_owned(),
+                499,
+            )),
+            Some(failure) => failure.clone(),
+        };
+        let cost = self.cost();
+        let mut o = self.slot.lock();
+        o.upstream_ms = Some(ms_since(self.spent.since));
+        o.ttft_ms = self.ttft_ms;
+        if let Some(u) = self.usage {
+            o.prompt_tokens = u.prompt_tokens;
+            o.completion_tokens = u.completion_tokens;
+        }
+        o.cost_usd = cost;
+        if let Some((message, status)) = failure {
+            o.error = Some(message);
+            o.failed_status = Some(status);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_api::{Delta, Usage};
+
+    fn chunk(text: &str) -> ChatChunk {
+        ChatChunk::delta(
+            "s",
+            1,
+            "m",
+            Delta {
+                role: None,
+                content: Some(text.into()),
+                tool_calls: None,
+            },
+        )
+    }
+
+    fn usage() -> Usage {
+        Usage {
+            prompt_tokens: 10,
+            completion_tokens: 2,
+            total_tokens: 12,
+            ..Usage::default()
+        }
+    }
+
+    async fn relay(
+        items: Vec<Result<ChatChunk, ProviderError>>,
+        include_usage: bool,
+    ) -> (String, crate::record::Outcome) {
+        let slot = OutcomeSlot::default();
+        let spent = Spent {
+            since: Instant::now(),
+            cost_usd: 0.5,
+        };
+        let price = Price {
+            input: 1e6,
+            output: 2e6,
+        };
+        let chunks: ChunkStream = Box::pin(futures::stream::iter(items));
+        let body: Vec<Bytes> = Relay::new(chunks, slot.clone(), price, spent, include_usage)
+            .into_sse()
+            .map(|b| b.unwrap_or_default())
+            .collect()
+            .await;
+        let text = body.iter().map(|b| String::from_utf8_lossy(b)).collect();
+        let outcome = slot.lock().clone();
+        (text, outcome)
+    }
+
+    #[tokio::test]
+    async fn a_finished_stream_notes_its_usage_and_cost_once_and_trails_the_cost() {
+        let (text, o) = relay(
+            vec![Ok(chunk("a")), Ok(ChatChunk::usage("s", 1, "m", usage()))],
+            false,
+        )
+        .await;
+        // Earlier rungs' 0.5 plus 10 prompt tokens at 1 and 2 completion tokens at 2 USD each.
+        assert!(
+            text.ends_with(": x-switchyard-cost-usd=14.50000000\n\ndata: [DONE]\n\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("prompt_tokens"),
+            "usage not asked for: {text}"
+        );
+        assert_eq!((o.prompt_tokens, o.completion_tokens), (10, 2));
+        assert_eq!(o.cost_usd, 14.5);
+        assert!(o.ttft_ms.is_some() && o.upstream_ms.is_some());
+        assert_eq!((o.error, o.failed_status), (None, None));
+
+        let (text, _) = relay(
+            vec![Ok(chunk("a")), Ok(ChatChunk::usage("s", 1, "m", usage()))],
+            true,
+        )
+        .await;
+        assert!(text.contains("\"prompt_tokens\":10"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_breaks_ends_with_an_error_event_and_the_outcome_says_so() {
+        let broken = ProviderError::StreamBroken {
+            upstream: "u".into(),
+            message: "reset".into(),
+        };
+        let (text, o) = relay(vec![Ok(chunk("a")), Err(broken)], true).await;
+        assert!(text.contains("data: {\"error\""), "{text}");
+        assert!(!text.contains("[DONE]"));
+        assert_eq!(o.failed_status, Some(502));
+        assert!(o.error.unwrap().contains("reset"));
+    }
+
+    #[test]
+    fn a_relay_dropped_before_the_end_is_a_client_disconnect() {
+        let slot = OutcomeSlot::default();
+        let spent = Spent {
+            since: Instant::now(),
+            cost_usd: 0.0,
+        };
+        drop(Relay::new(
+            Box::pin(futures::stream::empty()),
+            slot.clone(),
+            Price::default(),
+            spent,
+            false,
+        ));
+        assert_eq!(slot.lock().failed_status, Some(499));
+    }
+}
