@@ -32,9 +32,18 @@ async fn gateway_with(
     threshold: f64,
     router: &str,
 ) -> (common::Running, switchyard_mock::MockHandle) {
+    gateway_of("tiny.gguf", threshold, router).await
+}
+
+/// The cascade gateway with `file` (in the models folder) as its first rung, `tiny`.
+async fn gateway_of(
+    file: &str,
+    threshold: f64,
+    router: &str,
+) -> (common::Running, switchyard_mock::MockHandle) {
     let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
     let config = format!(
-        "{router}[models.tiny]\nprovider = \"local\"\npath = \"{}/tiny.gguf\"\nslots = 2\ncontext_tokens = 1024\nprice = {{ input = 1.0, output = 1.0 }}\n{}
+        "{router}[models.tiny]\nprovider = \"local\"\npath = \"{}/{file}\"\nslots = 2\ncontext_tokens = 1024\nprice = {{ input = 1.0, output = 1.0 }}\n{}
 [[routes]]
 name = \"everything\"
 when = {{ min_chars = 0 }}
@@ -372,4 +381,146 @@ async fn the_builtin_prefix4_calibration_decides_on_the_first_4_tokens() {
     // tiny was read for its first 4 tokens (1 USD per million), not the 200 allowed.
     let small = small_rung_cost(&rows[0]);
     assert!(small > 3.5e-6 && small < 4.5e-6, "tiny cost {small}");
+}
+
+/// A calibration on the mean logprob alone: P(good) = sigmoid(mean logprob + bias).
+fn mean_logprob_calibration(path: &std::path::Path, bias: f64) {
+    use switchyard_router::confidence::Feature;
+    let calibration = Calibration {
+        features: vec![Feature::MeanLogprob],
+        means: vec![0.0],
+        scales: vec![1.0],
+        weights: vec![1.0],
+        bias,
+        ..Calibration::builtin()
+    };
+    calibration.save(path).unwrap();
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// A greedy question to tiny with the logprobs the cascade judges by.
+fn greedy(model: &str, question: &str) -> Value {
+    json!({"model": model, "max_tokens": 6, "temperature": 0.0,
+           "logprobs": true, "top_logprobs": 5,
+           "messages": [{"role": "user", "content": question}]})
+}
+
+/// The first rung's own answer: its mean token logprob, and its prompt and completion tokens.
+async fn tiny_answers(gw: &common::Running, question: &str) -> (f64, u32, u32) {
+    let body: Value = gw
+        .chat(greedy("tiny", question))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let tokens = body["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap();
+    let sum: f64 = tokens.iter().map(|t| t["logprob"].as_f64().unwrap()).sum();
+    let usage = |k: &str| body["usage"][k].as_u64().unwrap() as u32;
+    (
+        sum / tokens.len() as f64,
+        usage("prompt_tokens"),
+        usage("completion_tokens"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mid_threshold_keeps_the_surer_answer_and_escalates_the_other_at_known_confidences() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mean.json");
+    let router = format!("[router]\ncalibration = {:?}\n", path.display().to_string());
+    let questions = ["What is the capital of France?", "Continue: zq xv wk"];
+    // SmolLM2 as the first rung: a real model, whose certainty differs between questions.
+    let smol = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+    // The first rung's greedy answers, measured directly (a named model skips the cascade).
+    mean_logprob_calibration(&path, 0.0);
+    let (measure, _mock) = gateway_of(smol, 0.5, &router).await;
+    let mut answers = Vec::new();
+    for q in questions {
+        answers.push(tiny_answers(&measure, q).await);
+    }
+    drop(measure);
+    let (sure, unsure) = if answers[0].0 >= answers[1].0 {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    let gap = answers[sure].0 - answers[unsure].0;
+    assert!(
+        gap > 0.05,
+        "the questions must differ in tiny's certainty: {answers:?}"
+    );
+
+    // The threshold 0.5 sits halfway between the two answers' mean logprobs.
+    let bias = -(answers[0].0 + answers[1].0) / 2.0;
+    mean_logprob_calibration(&path, bias);
+    let (mut gw, mock) = gateway_of(smol, 0.5, &router).await;
+    let mut models = Vec::new();
+    for q in questions {
+        let mut ask = greedy("auto", q);
+        ask.as_object_mut().unwrap().remove("logprobs");
+        ask.as_object_mut().unwrap().remove("top_logprobs");
+        let resp = gw.chat(ask).await;
+        assert_eq!(resp.status(), 200);
+        models.push(
+            resp.headers()["x-switchyard-model"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(models[sure], "tiny");
+    assert_eq!(models[unsure], "large");
+    assert_eq!(mock.requests(), 1);
+
+    let rows = gw.rows().await;
+    for (i, row) in rows.iter().enumerate() {
+        let (mean, prompt, completion) = answers[i];
+        let expected = sigmoid(mean + bias);
+        let scores: Value = serde_json::from_str(row.scores.as_deref().unwrap()).unwrap();
+        let p = scores["confidence.tiny"].as_f64().unwrap();
+        assert!((p - expected).abs() < 1e-4, "row {i}: {p} vs {expected}");
+        // tiny costs 1 USD per million tokens, prompt or completion.
+        let tiny_cost = f64::from(prompt + completion) / 1e6;
+        let steps: Value = serde_json::from_str(row.cascade.as_deref().unwrap()).unwrap();
+        let step = &steps[0];
+        assert_eq!(
+            (
+                &step["model"],
+                &step["step"],
+                &step["threshold"],
+                &step["kept"]
+            ),
+            (
+                &json!("tiny"),
+                &json!("judged"),
+                &json!(0.5),
+                &json!(i == sure)
+            ),
+            "{steps}"
+        );
+        assert!((step["confidence"].as_f64().unwrap() - p).abs() < 1e-12);
+        assert!((step["cost_usd"].as_f64().unwrap() - tiny_cost).abs() < 1e-12);
+        if i == sure {
+            assert_eq!((row.model.as_str(), row.prompt_tokens), ("tiny", prompt));
+            assert_eq!(row.completion_tokens, completion);
+            assert!((row.cost_usd - tiny_cost).abs() < 1e-12, "{}", row.cost_usd);
+        } else {
+            assert_eq!(row.model, "large");
+            // Both rungs: tiny's whole answer, then large's at 2 and 10 USD per million.
+            let large = (2.0 * f64::from(row.prompt_tokens)
+                + 10.0 * f64::from(row.completion_tokens))
+                / 1e6;
+            assert!(
+                (row.cost_usd - (tiny_cost + large)).abs() < 1e-12,
+                "{} vs {tiny_cost} + {large}",
+                row.cost_usd
+            );
+        }
+    }
 }
