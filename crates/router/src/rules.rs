@@ -30,7 +30,7 @@ pub struct When {
     /// The request's `user` is one of these.
     #[serde(default)]
     pub users: Vec<String>,
-    /// Request headers (names lowercase) with these exact values.
+    /// Request headers with these exact values; names match in any case, as HTTP's do.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Whether the guard found personal data.
@@ -53,7 +53,12 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn compile(route: &str, when: When) -> Result<Rule, RuleError> {
+    pub fn compile(route: &str, mut when: When) -> Result<Rule, RuleError> {
+        // Signals carry header names lowercased, as HTTP/2 sends them.
+        when.headers = std::mem::take(&mut when.headers)
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect();
         let err = |message: String| RuleError {
             route: route.to_owned(),
             message,
