@@ -54,7 +54,7 @@ const EXAMPLE: &str = include_str!("switchyard.example.toml");
 
 /// The embedded default: the default SLM from the models folder, no upstream.
 fn embedded_default() -> Result<Config> {
-    let models = std::env::var("SWITCHYARD_MODELS").unwrap_or_else(|_| "models".into());
+    let models = switchyard_models::dir();
     let path = Path::new(&models).join("SmolLM2-135M-Instruct.Q4_1.gguf");
     if !path.is_file() {
         bail!(
@@ -91,32 +91,32 @@ pub fn build_server(config: &Config) -> Result<Server> {
     Ok(Server::new(config, &switchyard_server::load_local)?)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not
+/// when the future is first polled, so a signal sent right after the "listening" line still
+/// stops the server cleanly.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::info!("shutting down: finishing in-flight requests and flushing the request log");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests and flushing the request log");
+        tracing::info!("shutting down: finishing in-flight requests and flushing the request log");
+    })
 }
 
 async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()> {
@@ -129,13 +129,14 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<()
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal()?;
     let names: Vec<&str> = config.models.keys().map(String::as_str).collect();
     tracing::info!(%addr, models = ?names, "switchyard is serving");
     println!(
         "switchyard listening on http://{addr} (models: {})",
         names.join(", ")
     );
-    server.serve(listener, shutdown_signal()).await?;
+    server.serve(listener, shutdown).await?;
     Ok(())
 }
 

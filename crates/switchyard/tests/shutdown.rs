@@ -155,3 +155,28 @@ async fn sigterm_finishes_in_flight_requests_and_loses_no_row() {
 async fn ctrl_c_finishes_in_flight_requests_and_loses_no_row() {
     a_signal_finishes_in_flight_requests_and_flushes_the_log("INT").await;
 }
+
+/// The signal handlers exist before the address is printed: a supervisor that stops the
+/// gateway as soon as it says it is listening gets a clean exit, not a kill.
+#[test]
+fn a_signal_right_after_the_listening_line_is_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = {:?}\n[models.large]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+            dir.path().join("log.db").display().to_string(),
+        ),
+    )
+    .unwrap();
+    for signal in ["TERM", "INT"] {
+        let mut gateway = Gateway::serve(&config);
+        gateway.signal(signal);
+        let exit = gateway.child.wait().unwrap();
+        assert!(
+            exit.success(),
+            "switchyard exited with {exit} after SIG{signal}"
+        );
+    }
+}
