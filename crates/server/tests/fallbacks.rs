@@ -214,11 +214,11 @@ confidence_threshold = 0.5
 
 #[tokio::test]
 async fn a_cascade_rung_that_fails_escalates_to_the_next_rung() {
-    let unreachable = {
-        // Bound and dropped: nothing listens there.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/v1", l.local_addr().unwrap())
-    };
+    // A port held by a socket that is bound but never listens: connections to it are refused
+    // for as long as the test runs, and no other process can take it meanwhile.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let unreachable = format!("http://{}/v1", held.local_addr().unwrap());
     let failing = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
     for (url, upstream) in [(failing.base_url(), "fail-500"), (unreachable, "mock")] {
         let (mut gw, _large) = ladder_with_broken_first_rung(&url, upstream).await;
