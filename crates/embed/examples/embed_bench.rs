@@ -4,7 +4,6 @@
 //! the precisions alternate in rounds so both see the same machine load, and `min_ms` shows the
 //! uncontended cost on a busy machine.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use switchyard_embed::{Embedder, Precision};
@@ -17,10 +16,7 @@ const RUNS_PER_ROUND: usize = 60;
 const WARMUP: usize = 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::var_os("SWITCHYARD_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models")))
-        .join("all-MiniLM-L6-v2");
+    let dir = switchyard_models::dir().join("all-MiniLM-L6-v2");
     let mut precisions = vec![Precision::F32];
     if Precision::fastest() != Precision::F32 {
         precisions.push(Precision::fastest());

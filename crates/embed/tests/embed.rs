@@ -6,10 +6,7 @@ use std::sync::{Arc, OnceLock};
 use switchyard_embed::{EmbedError, Embedder, Precision};
 
 fn model_dir() -> PathBuf {
-    std::env::var_os("SWITCHYARD_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models")))
-        .join("all-MiniLM-L6-v2")
+    switchyard_models::find("all-MiniLM-L6-v2").unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 fn embedder() -> &'static Embedder {

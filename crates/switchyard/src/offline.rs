@@ -37,7 +37,7 @@ pub struct DataArgs {
     #[arg(long)]
     contaminated: Option<PathBuf>,
     /// The all-MiniLM-L6-v2 folder [default: $SWITCHYARD_MODELS/all-MiniLM-L6-v2, or
-    /// models/all-MiniLM-L6-v2].
+    /// the workspace's models/all-MiniLM-L6-v2].
     #[arg(long)]
     embedder: Option<PathBuf>,
     /// Do not read or write the embedding cache (embeddings.cache next to the model file).
@@ -109,7 +109,7 @@ pub struct EvalArgs {
 }
 
 fn models_dir() -> PathBuf {
-    PathBuf::from(std::env::var("SWITCHYARD_MODELS").unwrap_or_else(|_| "models".into()))
+    switchyard_models::dir()
 }
 
 /// The first bytes of every SQLite 3 database file.

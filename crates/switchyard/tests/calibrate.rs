@@ -7,15 +7,7 @@ use std::process::Command;
 use switchyard_router::confidence::{AnswerSignals, Calibration, Feature};
 
 fn tiny() -> PathBuf {
-    let models = std::env::var("SWITCHYARD_MODELS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned());
-    let path = PathBuf::from(models).join("tiny.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fetch-models.sh",
-        path.display()
-    );
-    path
+    switchyard_models::find("tiny.gguf").unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 const QUESTIONS: &str = r#"{"question": "What is 2 + 2?", "answer_a": "3", "answer_b": "4", "answer_c": "5", "answer_d": "22", "correct_answer": "B", "topic": "addition"}

@@ -30,12 +30,8 @@ fn subject(name: &str) -> String {
 
 fn switchyard() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    cmd.env(
-        "SWITCHYARD_MODELS",
-        std::env::var("SWITCHYARD_MODELS")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned()),
-    )
-    .env("RUST_LOG", "warn");
+    cmd.env(switchyard_models::ENV, switchyard_models::dir())
+        .env("RUST_LOG", "warn");
     cmd
 }
 

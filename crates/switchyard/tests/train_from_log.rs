@@ -10,8 +10,7 @@ use switchyard_router::learned::LearnedRouter;
 use switchyard_server::{Config, Server};
 
 fn models_dir() -> String {
-    std::env::var("SWITCHYARD_MODELS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned())
+    switchyard_models::dir().display().to_string()
 }
 
 /// Serves `config` until `work` is done, then stops the way SIGTERM does (the log flushed).

@@ -20,8 +20,8 @@ struct Args {
     #[arg(long)]
     learned: Option<std::path::PathBuf>,
     /// The models folder (for all-MiniLM-L6-v2).
-    #[arg(long, env = "SWITCHYARD_MODELS", default_value = "models")]
-    models: String,
+    #[arg(long, default_value_os_t = switchyard_models::dir())]
+    models: std::path::PathBuf,
 }
 
 /// A 30-word prompt.

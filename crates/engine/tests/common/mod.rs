@@ -9,19 +9,17 @@ use switchyard_engine::{
     ChatTurn, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, Token,
 };
 
-/// `$SWITCHYARD_MODELS`, or the workspace's `models/` folder.
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("SWITCHYARD_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models")))
+/// A model file from the models folder; panics saying how to fetch it when it is missing.
+fn model(name: &str) -> PathBuf {
+    switchyard_models::find(name).unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 pub fn tiny_path() -> PathBuf {
-    models_dir().join("tiny.gguf")
+    model("tiny.gguf")
 }
 
 pub fn smollm2_path() -> PathBuf {
-    models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf")
+    model("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 /// The 2-layer test model with `slots` slots, one thread (tests run side by side).

@@ -26,8 +26,7 @@ pub fn no_local(
 
 /// The models folder scripts/fetch-models.sh fills.
 pub fn models_dir() -> String {
-    std::env::var("SWITCHYARD_MODELS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").to_owned())
+    switchyard_models::dir().display().to_string()
 }
 
 pub async fn start(config: &str) -> Running {
