@@ -159,6 +159,14 @@ confidence_threshold = 0.0
 
     let rows = switchyard_store::read_requests(&db).unwrap();
     assert_eq!(rows.len(), 19, "1 old + 14 chats + 4 feedback posts");
+    // Each cascade's first rung is logged as data: the 6 proofs escalated, the 6 others kept.
+    let kept: Vec<bool> = rows
+        .iter()
+        .filter_map(|r| switchyard_router::logged::read_steps(r.cascade.as_deref()))
+        .map(|steps| steps[0].step.kept())
+        .collect();
+    assert_eq!(kept.iter().filter(|k| !**k).count(), 6, "{kept:?}");
+    assert_eq!(kept.iter().filter(|k| **k).count(), 6, "{kept:?}");
 
     let out = dir.path().join("router.json");
     let (stdout, stderr) = train(&[&db], &out, &[]);
