@@ -168,3 +168,81 @@ fn train_names_an_unknown_holdout_group() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mmlu_nope"), "{err}");
 }
+
+/// Prompts of two kinds, written from templates so that held-out prompts are new sentences: the
+/// weak model fails every calculus question and answers every geography one; the strong model
+/// answers both. The geography questions are the longer ones, so prompt length points the wrong
+/// way; a learner that reads the prompt must find who can answer it.
+fn two_kinds(items: std::ops::Range<usize>) -> String {
+    const FUNCTIONS: [&str; 12] = [
+        "x^2",
+        "sin(x)",
+        "e^(2x)",
+        "1/(1+x^2)",
+        "x ln(x)",
+        "cos(3x)",
+        "x^3 - x",
+        "sqrt(x)",
+        "x e^x",
+        "tan(x)",
+        "ln(1+x)",
+        "x sin(x)",
+    ];
+    const COUNTRIES: [&str; 12] = [
+        "France", "Peru", "Kenya", "Norway", "Vietnam", "Chile", "Egypt", "Poland", "Canada",
+        "Ghana", "Nepal", "Portugal",
+    ];
+    let mut csv = format!("prompt,{WEAK},{STRONG}\n");
+    for i in items {
+        let (f, c, a, b) = (
+            FUNCTIONS[i % 12],
+            COUNTRIES[i % 12],
+            i % 7,
+            i % 7 + 1 + i / 12,
+        );
+        csv.push_str(&format!(
+            "\"Compute the definite integral of {f} from {a} to {b} and simplify it.\",False,True\n"
+        ));
+        csv.push_str(&format!(
+            "\"Name the capital city of {c} and the main language that most of the people who live there speak.\",True,True\n"
+        ));
+    }
+    csv
+}
+
+#[test]
+fn the_learned_router_beats_random_and_length_where_the_prompt_tells_who_can_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train_csv, eval_csv) = (dir.path().join("train.csv"), dir.path().join("eval.csv"));
+    std::fs::write(&train_csv, two_kinds(0..96)).unwrap();
+    std::fs::write(&eval_csv, two_kinds(96..144)).unwrap();
+    let model = dir.path().join("router.json");
+    run(switchyard()
+        .args(["train", "--data"])
+        .arg(&train_csv)
+        .args(["--weak", WEAK, "--strong", STRONG, "--out"])
+        .arg(&model));
+    let out = run(switchyard()
+        .args(["eval", "--data"])
+        .arg(&eval_csv)
+        .args(["--weak", WEAK, "--strong", STRONG, "--router"])
+        .arg(&model)
+        .arg("--json"));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    let apgr = |v: &serde_json::Value| v["apgr"].as_f64().expect("apgr");
+    let (learned, random, length, oracle) = (
+        apgr(&report),
+        apgr(&report["baselines"]["random"]),
+        apgr(&report["baselines"]["length"]),
+        apgr(&report["baselines"]["oracle"]),
+    );
+    assert!(
+        learned > random + 0.25 && learned > length + 0.25,
+        "learned {learned}, random {random}, length {length}: {report}"
+    );
+    // Here every prompt tells: the learner should route as well as the oracle, give or take.
+    assert!(
+        learned > oracle - 0.05 && learned <= oracle + 1e-9,
+        "{report}"
+    );
+}
