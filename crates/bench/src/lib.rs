@@ -90,7 +90,8 @@ pub struct LoadResult {
 /// schedule whether or not earlier ones have answered, so a slow server cannot slow the load.
 /// Each latency runs from the request's scheduled send time, not from when its task first ran
 /// (as `oha --latency-correction` does): a stall that delays sending is counted, not hidden
-/// (coordinated omission).
+/// (coordinated omission). Both phases of a comparison pay the same wait for the 1 ms tick that
+/// sends a due request.
 pub async fn open_loop(
     client: &reqwest::Client,
     url: &str,
@@ -105,7 +106,8 @@ pub async fn open_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     while start.elapsed() < duration {
         tick.tick().await;
-        let due = (start.elapsed().as_secs_f64() * rate) as usize;
+        // Request i is due at i / rate: every one whose time has come goes out now.
+        let due = (start.elapsed().as_secs_f64() * rate) as usize + 1;
         while sent < due {
             let scheduled = start + Duration::from_secs_f64(sent as f64 / rate);
             sent += 1;
