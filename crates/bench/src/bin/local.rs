@@ -5,7 +5,7 @@
 //! (`usage.prompt_tokens_details.cached_tokens`) and `bare_llama` starts with that many in its KV
 //! cache (`--cached`), so each decodes the same tokens; this is measured twice, nearly cold (a
 //! system message that differs at its start each run: only the template's first tokens are
-//! shared) and with a cached prefix (the chat template's default system preamble). Then the
+//! shared) and with a cached prefix (the same ~90-token system message each run). Then the
 //! aggregate generation rate of 4 concurrent streams and the time to first token after a cached
 //! system prompt, against issue 3's floors. Build first:
 //! `cargo build --release --bins && cargo build --release -p switchyard-engine --examples`.
@@ -392,8 +392,8 @@ enum Case {
     /// A system message that differs from the first word each run: only the chat template's
     /// opening tokens are shared with anything cached.
     NearlyCold,
-    /// No system message, so the template's default system preamble (and the user turn's
-    /// "Story number " opening) is shared with the previous request.
+    /// The same ~90-token system message every run (a deployment's fixed preamble), so it and
+    /// the user turn's "Story number " opening are shared with the previous request.
     CachedPrefix,
 }
 
@@ -419,7 +419,10 @@ impl Case {
                 Some(format!("{run} is this story's number. You write stories.")),
                 PROMPT.to_owned(),
             ),
-            Case::CachedPrefix => (None, format!("Story number {run}. {PROMPT}")),
+            Case::CachedPrefix => (
+                Some(SYSTEM.to_owned()),
+                format!("Story number {run}. {PROMPT}"),
+            ),
         }
     }
 }
