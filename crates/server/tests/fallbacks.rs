@@ -52,6 +52,18 @@ async fn events(resp: reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// The answer's text, from a stream's deltas or a whole answer's message.
+async fn answer_text(resp: reqwest::Response, stream: bool) -> String {
+    if stream {
+        return streamed_text(&events(resp).await);
+    }
+    let body: Value = resp.json().await.unwrap();
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn streamed_text(events: &[String]) -> String {
     events
         .iter()
@@ -99,15 +111,7 @@ async fn a_model_that_times_out_falls_back_instead_of_answering_504() {
         assert_eq!(resp.status(), 200, "stream {stream}");
         assert_eq!(header(&resp, "x-switchyard-model"), "backup");
         assert!(header(&resp, "x-switchyard-route").contains("primary failed"));
-        let text = if stream {
-            streamed_text(&events(resp).await)
-        } else {
-            let body: Value = resp.json().await.unwrap();
-            body["choices"][0]["message"]["content"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        };
+        let text = answer_text(resp, stream).await;
         assert_eq!(text, ANSWER);
     }
     assert_eq!((failing.requests(), backup.requests()), (2, 2));
@@ -233,15 +237,7 @@ async fn a_cascade_rung_that_fails_escalates_to_the_next_rung() {
                 "{route}"
             );
             assert_eq!(resp.headers().get("x-switchyard-scores"), None);
-            let text = if stream {
-                streamed_text(&events(resp).await)
-            } else {
-                let body: Value = resp.json().await.unwrap();
-                body["choices"][0]["message"]["content"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            };
+            let text = answer_text(resp, stream).await;
             assert_eq!(text, ANSWER);
         }
         let rows = gw.rows().await;

@@ -1,7 +1,8 @@
 //! The real `openai` Python SDK (from the venv scripts/setup.sh makes) drives the real
 //! `switchyard` binary, which answers from the mock upstream.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -23,15 +24,7 @@ fn serve(config: &Path) -> (Gateway, String) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start switchyard");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let url = common::printed_address(&mut child);
     (Gateway(child), url)
 }
 

@@ -2,6 +2,8 @@
 //! while requests are in flight: each one still gets its answer, the process exits cleanly, and
 //! the request log has every row.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -38,15 +40,7 @@ impl Gateway {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start switchyard");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
+        let url = common::printed_address(&mut child);
         let (tx, log) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
