@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{models_dir, start_with, upstream};
+use common::{models_dir, sse_events, start_with, streamed_text, upstream};
 use serde_json::{json, Value};
 use switchyard_mock::{MockConfig, ANSWER};
 use switchyard_router::confidence::Calibration;
@@ -120,14 +120,6 @@ fn small_rung_cost(row: &switchyard_store::RequestRecord) -> f64 {
     row.cost_usd - large_only
 }
 
-async fn events(resp: reqwest::Response) -> Vec<String> {
-    let text = resp.text().await.unwrap();
-    text.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn streams_are_held_until_judged_then_replayed_or_escalated_live() {
     let (gw, _mock) = gateway(0.0).await;
@@ -135,7 +127,7 @@ async fn streams_are_held_until_judged_then_replayed_or_escalated_live() {
     body["stream_options"] = json!({"include_usage": true});
     let resp = gw.chat(body.clone()).await;
     assert_eq!(resp.headers()["x-switchyard-model"], "tiny");
-    let ev = events(resp).await;
+    let ev = sse_events(resp).await;
     assert_eq!(ev.last().unwrap(), "[DONE]");
     let usage: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
     assert_eq!(usage["usage"]["completion_tokens"], 6);
@@ -143,17 +135,8 @@ async fn streams_are_held_until_judged_then_replayed_or_escalated_live() {
     let (gw, _mock) = gateway(1.0).await;
     let resp = gw.chat(body).await;
     assert_eq!(resp.headers()["x-switchyard-model"], "large");
-    let ev = events(resp).await;
-    let text: String = ev[..ev.len() - 1]
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
-    assert_eq!(text, ANSWER);
+    let ev = sse_events(resp).await;
+    assert_eq!(streamed_text(&ev), ANSWER);
 }
 
 /// A greedy question long enough that tiny's answer runs past the judged prefix.
@@ -206,7 +189,7 @@ async fn a_prefix_judged_stream_that_is_kept_carries_the_small_models_whole_answ
         why.contains("cascade: tiny confidence") && why.ends_with(">= 0.00, kept"),
         "{why}"
     );
-    let ev = events(resp).await;
+    let ev = sse_events(resp).await;
     assert_eq!(ev.last().unwrap(), "[DONE]");
     let (text, chunks) = content_of(&ev);
     assert_eq!(text, whole, "the held chunks and the live rest, in order");
@@ -234,7 +217,7 @@ async fn a_kept_prefix_stream_gives_only_the_logprobs_and_usage_the_client_asked
     body["top_logprobs"] = json!(1);
     let resp = gw.chat(body).await;
     assert_eq!(resp.headers()["x-switchyard-model"], "tiny");
-    let ev = events(resp).await;
+    let ev = sse_events(resp).await;
     assert_eq!(ev.last().unwrap(), "[DONE]");
     let (_, chunks) = content_of(&ev);
     // No include_usage: no usage-only chunk and no usage on the others.
@@ -265,7 +248,7 @@ async fn a_prefix_judged_stream_that_escalates_is_dropped_and_the_large_model_an
     assert_eq!(resp.headers()["x-switchyard-model"], "large");
     let why = route(&resp);
     assert!(why.contains("cascade: tiny confidence") && why.contains("< 1.00, escalated"));
-    let ev = events(resp).await;
+    let ev = sse_events(resp).await;
     assert_eq!(ev.last().unwrap(), "[DONE]");
     let (text, chunks) = content_of(&ev);
     assert_eq!(text, ANSWER);
@@ -290,7 +273,7 @@ async fn a_prefix_judged_stream_that_escalates_is_dropped_and_the_large_model_an
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_not_streamed_gets_the_answer_assembled_from_the_judged_stream() {
     let (mut gw, mock) = prefix_gateway(0.0, 3).await;
-    let streamed = events(gw.chat(long_question(true, "auto")).await).await;
+    let streamed = sse_events(gw.chat(long_question(true, "auto")).await).await;
     let (streamed_text, _) = content_of(&streamed);
 
     let resp = gw.chat(long_question(false, "auto")).await;

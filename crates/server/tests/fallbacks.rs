@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::start;
-use futures::StreamExt;
+use common::{sse_events, start, streamed_text};
 use serde_json::{json, Value};
 use switchyard_mock::{MockConfig, MockHandle, ANSWER};
 
@@ -39,41 +38,16 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
     resp.headers()[name].to_str().unwrap().to_owned()
 }
 
-/// The `data:` payloads of a stream, read to its end.
-async fn events(resp: reqwest::Response) -> Vec<String> {
-    let mut text = String::new();
-    let mut body = resp.bytes_stream();
-    while let Some(Ok(chunk)) = body.next().await {
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
-    text.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The answer's text, from a stream's deltas or a whole answer's message.
 async fn answer_text(resp: reqwest::Response, stream: bool) -> String {
     if stream {
-        return streamed_text(&events(resp).await);
+        return streamed_text(&sse_events(resp).await);
     }
     let body: Value = resp.json().await.unwrap();
     body["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-fn streamed_text(events: &[String]) -> String {
-    events
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -87,7 +61,7 @@ async fn a_stream_falls_back_before_its_first_byte_and_the_backup_streams_it() {
         route.contains("primary failed") && route.ends_with("fell back to backup"),
         "{route}"
     );
-    let ev = events(resp).await;
+    let ev = sse_events(resp).await;
     assert_eq!(ev.last().map(String::as_str), Some("[DONE]"));
     assert_eq!(streamed_text(&ev), ANSWER);
     assert_eq!((failing.requests(), backup.requests()), (1, 1));

@@ -2,8 +2,7 @@
 
 mod common;
 
-use common::{start, upstream};
-use futures::StreamExt;
+use common::{sse_events, start, upstream};
 use serde_json::{json, Value};
 use switchyard_mock::MockConfig;
 
@@ -74,21 +73,6 @@ async fn auto_goes_to_the_default_model() {
     let resp = gw.chat(question("auto")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-switchyard-model"], "b");
-}
-
-async fn sse_events(resp: reqwest::Response) -> Vec<String> {
-    let mut text = String::new();
-    let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(c) => text.push_str(std::str::from_utf8(&c).unwrap()),
-            Err(_) => break,
-        }
-    }
-    text.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .map(str::to_owned)
-        .collect()
 }
 
 #[tokio::test]

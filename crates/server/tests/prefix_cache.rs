@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{models_dir, start_with};
+use common::{models_dir, sse_events, start_with};
 use serde_json::{json, Value};
 
 fn one_slot_tiny() -> String {
@@ -68,10 +68,9 @@ async fn a_stream_reports_its_cached_prompt_tokens_in_the_usage_chunk() {
                      "stream": true, "stream_options": {"include_usage": true}}),
         )
         .await;
-    let body = resp.text().await.unwrap();
-    let usage = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
+    let usage = sse_events(resp)
+        .await
+        .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
         .find(|v| !v["usage"].is_null())
         .expect("a usage chunk")["usage"]

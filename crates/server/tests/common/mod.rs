@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use futures::StreamExt;
+
 use switchyard_server::{Config, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -90,4 +92,31 @@ pub fn upstream(name: &str, provider: &str, base_url: &str, upstream: &str) -> S
     format!(
         "[models.{name}]\nprovider = \"{provider}\"\nbase_url = \"{base_url}\"\nmodel = \"{upstream}\"\nprice = {{ input = 2.0, output = 10.0 }}\nretries = 1\ntimeouts = {{ connect_ms = 500, first_byte_ms = 1000, idle_ms = 1000, total_ms = 5000 }}\n"
     )
+}
+
+/// The `data:` payloads of a server-sent-events response, read to its end (or to where the
+/// stream broke).
+pub async fn sse_events(resp: reqwest::Response) -> Vec<String> {
+    let mut text = String::new();
+    let mut body = resp.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The text a stream's content deltas add up to.
+pub fn streamed_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
 }
