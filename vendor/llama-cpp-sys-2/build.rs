@@ -809,6 +809,16 @@ fn main() {
     } else if target_cpu == Some("native".into()) {
         debug_log!("Detected target-cpu=native, compiling with GGML_NATIVE");
         config.define("GGML_NATIVE", "ON");
+        // Switchyard: no AMX even where the CPU reports it. A virtual machine can list AMX and
+        // accept the permission request yet fault on the first tile instruction (seen in a
+        // Firecracker guest: SIGILL in ggml_backend_amx_mul_mat). GCC keeps explicit -mno-*
+        // over what -march=native turns on, so the rest of the native ISA stays.
+        if matches!(target_os, TargetOs::Linux) && target_triple.starts_with("x86_64") {
+            for flag in ["-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16"] {
+                config.cflag(flag);
+                config.cxxflag(flag);
+            }
+        }
     }
     // if native isn't specified, enable specific features for ggml instead
     else {
