@@ -53,8 +53,8 @@ pub struct Rung {
     pub model: String,
     #[serde(flatten)]
     pub step: Step,
-    /// What the rung cost (USD), when it was known at its verdict: none for a kept rung that
-    /// went on streaming, whose cost is the rest of the request's.
+    /// What the rung cost (USD). A rung kept on its prefix streams on: its cost is filled in
+    /// when the stream ends; none only if the row was written before that.
     pub cost_usd: Option<f64>,
 }
 
@@ -180,6 +180,14 @@ pub struct Logged<'a> {
     pub cascade: Option<&'a [Rung]>,
     /// The decision's numbers (the log's `scores` column).
     pub scores: &'a BTreeMap<String, f64>,
+    /// The model the decision chose to answer first (the log's `chosen` column); none for
+    /// rows written before the column, whose reason says it.
+    pub chosen: Option<&'a str>,
+    /// The model that answered (the log's `model` column; empty when none did).
+    pub answered_by: &'a str,
+    /// The response's status (the log's `status` column; a stream that failed after its 200
+    /// is logged with the failure's).
+    pub status: u16,
     /// The latest feedback score sent for it, if any.
     pub feedback: Option<f64>,
 }
@@ -232,8 +240,8 @@ pub fn judge(row: &Logged) -> Option<Judgement> {
             small: first.clone(),
         });
     }
-    // The learned score chose its weak model, and it answered (no failure or fallback
-    // appended to the reason): feedback on that answer rates the small model.
+    // The learned score chose its weak model, and it answered (no failure or fallback):
+    // feedback on that answer rates the small model.
     let weak_chosen = match (
         row.scores.get("learned"),
         row.scores.get("learned.threshold"),
@@ -241,11 +249,18 @@ pub fn judge(row: &Logged) -> Option<Judgement> {
         (Some(score), Some(threshold)) => score < threshold,
         _ => false,
     };
-    if weak_chosen && row.reason.starts_with("learned ") && !row.reason.contains("; ") {
-        let (_, small) = row.reason.rsplit_once("-> ")?;
-        return by_feedback(small);
+    if !weak_chosen || !row.reason.starts_with("learned ") {
+        return None;
     }
-    None
+    match row.chosen {
+        Some(chosen) if chosen == row.answered_by && row.status < 400 => by_feedback(chosen),
+        Some(_) => None,
+        None if !row.reason.contains("; ") => {
+            let (_, small) = row.reason.rsplit_once("-> ")?;
+            by_feedback(small)
+        }
+        None => None,
+    }
 }
 
 #[cfg(test)]
@@ -323,6 +338,9 @@ mod tests {
             reason: "route all: min_chars 0",
             cascade: Some(steps),
             scores: &scores,
+            chosen: steps.first().map(|r| r.model.as_str()),
+            answered_by: "large",
+            status: 200,
             feedback,
         })
         .map(|j| j.label)
@@ -334,6 +352,9 @@ mod tests {
             reason,
             cascade: None,
             scores: &scores,
+            chosen: None,
+            answered_by: "",
+            status: 200,
             feedback,
         })
         .map(|j| j.label)
@@ -375,13 +396,27 @@ mod tests {
         assert_eq!(legacy_label(weak, &scores, None), None);
         assert_eq!(legacy_label(weak, &scores, Some(0.2)), Some(Bad));
         assert_eq!(legacy_label(weak, &scores, Some(1.0)), Some(Good));
-        let s = Logged {
-            reason: weak,
-            cascade: Some(&[]),
-            scores: &scores.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            feedback: Some(1.0),
+        // A row with the `chosen` column: the columns say who was chosen and who answered.
+        let learned = |answered_by: &str, status: u16| {
+            judge(&Logged {
+                reason: weak,
+                cascade: Some(&[]),
+                scores: &scores.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                chosen: Some("small"),
+                answered_by,
+                status,
+                feedback: Some(1.0),
+            })
         };
-        assert_eq!(judge(&s).unwrap().small, "small");
+        assert_eq!(
+            learned("small", 200),
+            Some(Judgement {
+                label: Good,
+                small: "small".into()
+            })
+        );
+        assert_eq!(learned("large", 200), None, "a fallback answered");
+        assert_eq!(learned("small", 502), None, "its stream failed");
         // ... but not when it failed and a fallback answered, nor when the strong one did.
         let fell_back = format!("{weak}; small failed, fell back to large");
         assert_eq!(legacy_label(&fell_back, &scores, Some(0.0)), None);

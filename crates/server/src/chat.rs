@@ -125,6 +125,7 @@ fn note(
     billed: Option<Billed>,
 ) {
     let mut o = slot.lock();
+    o.chosen = decision.target().to_owned();
     o.route = decision.route;
     o.reason = decision.reason + &trail.reason;
     o.scores = decision.scores;

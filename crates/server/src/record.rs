@@ -31,6 +31,8 @@ pub const SCORES: HeaderName = HeaderName::from_static("x-switchyard-scores");
 #[derive(Debug, Default, Clone)]
 pub struct Outcome {
     pub requested_model: String,
+    /// The model the decision chose to answer first.
+    pub chosen: String,
     /// The configured model that answered.
     pub model: String,
     /// The decision's low-cardinality label (for metrics).
@@ -205,6 +207,7 @@ impl Drop for RowOnDrop {
             id: std::mem::take(&mut self.id),
             created_at_ms: self.created_at_ms,
             requested_model: o.requested_model,
+            chosen: (!o.chosen.is_empty()).then_some(o.chosen),
             model: o.model,
             route: o.reason,
             status,

@@ -73,6 +73,11 @@ async fn a_stream_falls_back_before_its_first_byte_and_the_backup_streams_it() {
         (row.status, row.model.as_str(), row.requested_model.as_str()),
         (200, "backup", "primary")
     );
+    assert_eq!(
+        row.chosen.as_deref(),
+        Some("primary"),
+        "the log says who was chosen"
+    );
     assert!(row.stream && row.completion_tokens > 0, "{row:?}");
     assert_eq!(row.route, route);
 }

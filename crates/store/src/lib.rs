@@ -44,6 +44,9 @@ pub struct RequestRecord {
     pub created_at_ms: i64,
     /// The model the client asked for (a name, or "auto").
     pub requested_model: String,
+    /// The model the decision chose to answer first (none for a request that never reached
+    /// a decision); `model` differs from it when a fallback or a later cascade rung answered.
+    pub chosen: Option<String>,
     /// The model that answered (empty when none did).
     pub model: String,
     /// Why that model: the decision's reason.
@@ -112,7 +115,8 @@ CREATE TABLE IF NOT EXISTS requests (
     scores TEXT,
     embedding BLOB,
     cheap_features BLOB,
-    cascade TEXT
+    cascade TEXT,
+    chosen TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_created_at ON requests(created_at_ms);
 CREATE TABLE IF NOT EXISTS feedback (
@@ -143,11 +147,12 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Columns added after the first release, for logs written by an older version.
-const ADDED_COLUMNS: [(&str, &str); 4] = [
+const ADDED_COLUMNS: [(&str, &str); 5] = [
     ("scores", "TEXT"),
     ("embedding", "BLOB"),
     ("cheap_features", "BLOB"),
     ("cascade", "TEXT"),
+    ("chosen", "TEXT"),
 ];
 
 /// f32 values as a little-endian BLOB.
@@ -306,8 +311,8 @@ fn insert(
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, created_at, created_at_ms, requested_model, model, route, status, stream,
                 prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores,
-                embedding, cheap_features, cascade)
-             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                embedding, cheap_features, cascade, chosen)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -329,6 +334,7 @@ fn insert(
                 r.embedding.as_deref().map(to_blob),
                 r.cheap_features.as_deref().map(to_blob),
                 r.cascade,
+                r.chosen,
             ])?;
         }
         let mut stmt = tx.prepare_cached(
@@ -356,7 +362,7 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
     let mut stmt = conn.prepare(
         "SELECT id, created_at_ms, requested_model, model, route, status, stream, prompt_tokens, completion_tokens,
                 cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores, embedding, cheap_features,
-                cascade
+                cascade, chosen
          FROM requests ORDER BY created_at_ms, rowid",
     )?;
     let mut rows = stmt.query([])?;
@@ -385,6 +391,7 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
             embedding: blob(15)?,
             cheap_features: blob(16)?,
             cascade: row.get(17)?,
+            chosen: row.get(18)?,
         });
     }
     Ok(())

@@ -264,6 +264,9 @@ fn load_log(path: &Path) -> Result<Vec<Example>> {
             reason: &r.route,
             cascade: steps.as_deref(),
             scores: &scores,
+            chosen: r.chosen.as_deref(),
+            answered_by: &r.model,
+            status: r.status,
             feedback,
         };
         match logged::judge(&row) {
