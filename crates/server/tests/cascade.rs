@@ -207,6 +207,11 @@ async fn a_prefix_judged_stream_that_is_kept_carries_the_small_models_whole_answ
     assert_eq!(u64::from(row.completion_tokens), completion);
     let scores: Value = serde_json::from_str(row.scores.as_deref().unwrap()).unwrap();
     assert!((0.0..=1.0).contains(&scores["confidence.tiny"].as_f64().unwrap()));
+    // The kept rung streamed on; its cost, known when the stream ended, is the row's.
+    let steps: Value = serde_json::from_str(row.cascade.as_deref().unwrap()).unwrap();
+    assert_eq!(steps[0]["kept"], json!(true), "{steps}");
+    assert!(row.cost_usd > 0.0);
+    assert_eq!(steps[0]["cost_usd"].as_f64(), Some(row.cost_usd), "{steps}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -208,15 +208,22 @@ async fn a_client_gone_mid_stream_stops_the_local_generation_frees_its_slot_and_
     );
     assert_eq!(
         gone.error.as_deref(),
-        Some("client disconnected before the stream ended")
+        Some(
+            "client disconnected before the stream ended; \
+             usage counted from the tokens forwarded, prompt tokens unknown"
+        )
     );
     assert!(gone.ttft_ms.is_some());
-    // A local stream reports its usage in its last chunk, which never came: the row has no
-    // tokens and no cost for what was generated before the client left.
-    assert_eq!(
-        (gone.prompt_tokens, gone.completion_tokens, gone.cost_usd),
-        (0, 0, 0.0)
+    // A local stream reports its usage in its last chunk, which never came: the row counts
+    // the tokens sent to the client: at least those it read (more may have been in flight in
+    // the socket's buffers), fewer than it asked for, billed at tiny's price.
+    assert_eq!(gone.prompt_tokens, 0);
+    assert!(
+        (tokens..ASKED).contains(&gone.completion_tokens),
+        "{} logged, {tokens} read",
+        gone.completion_tokens
     );
+    assert!(gone.cost_usd > 0.0, "{}", gone.cost_usd);
     assert_eq!((rows[1].status, rows[1].completion_tokens), (200, 3));
 }
 

@@ -23,6 +23,10 @@ pub struct Relay {
     include_usage: bool,
     ttft_ms: Option<f64>,
     usage: Option<Usage>,
+    /// Tokens forwarded so far (a logprobs entry each, else one per non-empty delta): the
+    /// completion's size when the stream ends before its usage came, as it does when the
+    /// client goes away mid-answer (usage comes in a stream's last chunk).
+    forwarded_tokens: u32,
     /// How the stream ended: `None` while it runs (a drop then is a disconnect), else the
     /// failure it ended with, if any.
     ended: Option<Option<(String, u16)>>,
@@ -61,6 +65,7 @@ impl Relay {
             include_usage,
             ttft_ms: None,
             usage: None,
+            forwarded_tokens: 0,
             ended: None,
         }
     }
@@ -84,12 +89,17 @@ impl Relay {
         })
     }
 
-    /// The request's cost so far: earlier rungs', and this answer's once its usage came.
+    /// This answer's usage: as the stream reported it, else the tokens forwarded so far
+    /// (the prompt's size is then unknown).
+    fn usage(&self) -> Usage {
+        self.usage
+            .unwrap_or_else(|| Usage::new(0, self.forwarded_tokens))
+    }
+
+    /// The request's cost so far: earlier rungs' and this answer's.
     fn cost(&self) -> f64 {
-        self.spent.cost_usd
-            + self.usage.map_or(0.0, |u| {
-                self.price.cost(u.prompt_tokens, u.completion_tokens)
-            })
+        let u = self.usage();
+        self.spent.cost_usd + self.price.cost(u.prompt_tokens, u.completion_tokens)
     }
 
     /// The event for one upstream chunk, or none when the client did not ask for it.
@@ -100,6 +110,19 @@ impl Relay {
         if let Some(u) = chunk.usage {
             self.usage = Some(u);
         }
+        self.forwarded_tokens += chunk
+            .choices
+            .iter()
+            .map(
+                |c| match c.logprobs.as_ref().and_then(|l| l.content.as_ref()) {
+                    Some(tokens) => tokens.len() as u32,
+                    None => u32::from(
+                        c.delta.content.as_ref().is_some_and(|t| !t.is_empty())
+                            || c.delta.tool_calls.as_ref().is_some_and(|t| !t.is_empty()),
+                    ),
+                },
+            )
+            .sum::<u32>();
         if !self.include_usage {
             if chunk.choices.is_empty() {
                 return None;
@@ -130,20 +153,30 @@ impl Drop for Relay {
     fn drop(&mut self) {
         let failure = match &self.ended {
             None => Some((
-                "client disconnected before the stream ended".to_owned(),
+                format!(
+                    "client disconnected before the stream ended{}",
+                    if self.usage.is_none() {
+                        "; usage counted from the tokens forwarded, prompt tokens unknown"
+                    } else {
+                        ""
+                    }
+                ),
                 499,
             )),
             Some(failure) => failure.clone(),
         };
         let cost = self.cost();
+        let usage = self.usage();
         let mut o = self.slot.lock();
         o.upstream_ms = Some(ms_since(self.spent.since));
         o.ttft_ms = self.ttft_ms;
-        if let Some(u) = self.usage {
-            o.prompt_tokens = u.prompt_tokens;
-            o.completion_tokens = u.completion_tokens;
-        }
+        o.prompt_tokens = usage.prompt_tokens;
+        o.completion_tokens = usage.completion_tokens;
         o.cost_usd = cost;
+        // A cascade rung kept on its prefix streams on: its cost is this answer's, known now.
+        if let Some(rung) = o.steps.last_mut().filter(|r| r.cost_usd.is_none()) {
+            rung.cost_usd = Some(cost - self.spent.cost_usd);
+        }
         if let Some((message, status)) = failure {
             o.error = Some(message);
             o.failed_status = Some(status);
@@ -259,5 +292,34 @@ mod tests {
             false,
         ));
         assert_eq!(slot.lock().failed_status, Some(499));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_leaves_mid_stream_is_billed_for_the_tokens_it_was_sent() {
+        let slot = OutcomeSlot::default();
+        let spent = Spent {
+            since: Instant::now(),
+            cost_usd: 0.0,
+        };
+        let price = Price {
+            input: 1e6,
+            output: 2e6,
+        };
+        // A local stream: its usage would come only after the last token.
+        let chunks: ChunkStream = Box::pin(futures::stream::iter(vec![
+            Ok(chunk("")),
+            Ok(chunk("Hel")),
+            Ok(chunk("lo")),
+            Ok(chunk(" there")),
+            Ok(ChatChunk::usage("s", 1, "m", usage())),
+        ]));
+        let sse = Relay::new(chunks, slot.clone(), price, spent, false).into_sse();
+        let got: Vec<_> = sse.take(3).collect().await;
+        assert_eq!(got.len(), 3);
+        let o = slot.lock().clone();
+        assert_eq!(o.failed_status, Some(499));
+        assert_eq!((o.prompt_tokens, o.completion_tokens), (0, 2));
+        assert_eq!(o.cost_usd, 4.0, "two forwarded tokens at 2 USD each");
+        assert!(o.error.unwrap().contains("prompt tokens unknown"));
     }
 }
