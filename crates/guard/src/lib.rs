@@ -1,1 +1,240 @@
 //! Personal-data detection, redaction vault, streaming restorer.
+//!
+//! [`Detector`] finds personal data in text: rule-based detectors ([`rules`]) in one pass, and
+//! optionally the Rampart token classifier ([`ner`]) for names, addresses and organisations.
+//! Each [`Finding`] has a [`Kind`], a byte span and a score.
+
+pub mod ner;
+pub mod rules;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A type of personal data. Its [`Kind::label`] names placeholders (`<EMAIL_1>`), headers and
+/// metrics; its snake-case name is what the config and the eval data use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Email,
+    Phone,
+    CreditCard,
+    Iban,
+    UsSsn,
+    IpAddress,
+    MacAddress,
+    /// A URL with a user name and password in it (`https://user:pass@host`).
+    UrlCredentials,
+    DateOfBirth,
+    Passport,
+    DriversLicense,
+    /// National identity or social-insurance numbers (UK NINO, FR NIR, ES DNI/NIE, IT codice
+    /// fiscale, IN Aadhaar, …).
+    NationalId,
+    /// Tax identifiers (US ITIN/EIN, DE Steuer-ID, IN PAN, …).
+    TaxId,
+    CryptoWallet,
+    /// API keys, tokens, private keys, passwords.
+    Secret,
+    Person,
+    Address,
+    Organization,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 18] = [
+        Kind::Email,
+        Kind::Phone,
+        Kind::CreditCard,
+        Kind::Iban,
+        Kind::UsSsn,
+        Kind::IpAddress,
+        Kind::MacAddress,
+        Kind::UrlCredentials,
+        Kind::DateOfBirth,
+        Kind::Passport,
+        Kind::DriversLicense,
+        Kind::NationalId,
+        Kind::TaxId,
+        Kind::CryptoWallet,
+        Kind::Secret,
+        Kind::Person,
+        Kind::Address,
+        Kind::Organization,
+    ];
+
+    /// The upper-case label of placeholders, headers and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Email => "EMAIL",
+            Kind::Phone => "PHONE",
+            Kind::CreditCard => "CREDIT_CARD",
+            Kind::Iban => "IBAN",
+            Kind::UsSsn => "US_SSN",
+            Kind::IpAddress => "IP_ADDRESS",
+            Kind::MacAddress => "MAC_ADDRESS",
+            Kind::UrlCredentials => "URL_CREDENTIALS",
+            Kind::DateOfBirth => "DATE_OF_BIRTH",
+            Kind::Passport => "PASSPORT",
+            Kind::DriversLicense => "DRIVERS_LICENSE",
+            Kind::NationalId => "NATIONAL_ID",
+            Kind::TaxId => "TAX_ID",
+            Kind::CryptoWallet => "CRYPTO_WALLET",
+            Kind::Secret => "SECRET",
+            Kind::Person => "PERSON",
+            Kind::Address => "ADDRESS",
+            Kind::Organization => "ORGANIZATION",
+        }
+    }
+
+    /// The snake-case name of the config and the eval data.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::CreditCard => "credit_card",
+            Kind::Iban => "iban",
+            Kind::UsSsn => "us_ssn",
+            Kind::IpAddress => "ip_address",
+            Kind::MacAddress => "mac_address",
+            Kind::UrlCredentials => "url_credentials",
+            Kind::DateOfBirth => "date_of_birth",
+            Kind::Passport => "passport",
+            Kind::DriversLicense => "drivers_license",
+            Kind::NationalId => "national_id",
+            Kind::TaxId => "tax_id",
+            Kind::CryptoWallet => "crypto_wallet",
+            Kind::Secret => "secret",
+            Kind::Person => "person",
+            Kind::Address => "address",
+            Kind::Organization => "organization",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.label() == label)
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which detector found a value; on overlapping findings a checksum beats a pattern, and a
+/// pattern beats the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    Model,
+    Pattern,
+    Checksum,
+}
+
+/// One value of personal data in a text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: Kind,
+    /// Byte offsets into the scanned text, on `char` boundaries.
+    pub start: usize,
+    pub end: usize,
+    /// How sure the detector is, in [0, 1], after context words.
+    pub score: f32,
+    pub evidence: Evidence,
+}
+
+impl Finding {
+    pub fn overlaps(&self, other: &Finding) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+}
+
+/// How a [`Detector`] is built.
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    /// Regions (ISO 3166, e.g. "US", "GB") phone numbers without a country code are read in.
+    pub regions: Vec<String>,
+    /// The Rampart model's folder; `None` runs the rules alone.
+    pub ner: Option<PathBuf>,
+    /// Findings scoring below this are dropped.
+    pub min_score: f32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            regions: vec!["US".into(), "GB".into()],
+            ner: None,
+            min_score: 0.5,
+        }
+    }
+}
+
+/// Finds personal data: the rules, then the model, merged into non-overlapping findings.
+pub struct Detector {
+    rules: rules::Rules,
+    ner: Option<ner::Ner>,
+    min_score: f32,
+}
+
+impl Detector {
+    pub fn new(config: &DetectorConfig) -> Result<Detector, GuardError> {
+        let rules = rules::Rules::new(&config.regions)?;
+        let ner = config.ner.as_deref().map(ner::Ner::load).transpose()?;
+        Ok(Detector {
+            rules,
+            ner,
+            min_score: config.min_score,
+        })
+    }
+
+    pub fn has_model(&self) -> bool {
+        self.ner.is_some()
+    }
+
+    /// The findings in `text`: sorted by start, none overlapping, none below the minimum
+    /// score.
+    pub fn scan(&self, text: &str) -> Result<Vec<Finding>, GuardError> {
+        let mut found = self.rules.find(text);
+        if let Some(ner) = &self.ner {
+            found.extend(ner.find(text)?);
+        }
+        found.retain(|f| f.score >= self.min_score && f.start < f.end);
+        Ok(resolve(found))
+    }
+}
+
+/// Keeps the strongest of overlapping findings: stronger evidence first (a checksum beats a
+/// pattern beats the model, which splits card numbers into phone fragments), then the higher
+/// score, then the longer span.
+fn resolve(mut found: Vec<Finding>) -> Vec<Finding> {
+    found.sort_by(|a, b| {
+        b.evidence
+            .cmp(&a.evidence)
+            .then(b.score.total_cmp(&a.score))
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    for f in found {
+        if !kept.iter().any(|k| k.overlaps(&f)) {
+            kept.push(f);
+        }
+    }
+    kept.sort_by_key(|f| f.start);
+    kept
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("the personal-data model failed on a text: {0}")]
+    Model(String),
+}
