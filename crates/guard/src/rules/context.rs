@@ -1,0 +1,178 @@
+//! Context words: the few words before a match raise or lower its score, as Presidio's
+//! context enhancement does.
+
+use super::floor_boundary;
+
+/// How far back context words are looked for, in bytes and in words.
+const WINDOW_BYTES: usize = 64;
+const WINDOW_WORDS: usize = 6;
+
+/// What a raising word adds and a lowering word takes away.
+const RAISE: f32 = 0.35;
+const LOWER: f32 = 0.4;
+
+/// Words that make a number something other than personal data: an order or invoice
+/// number, a version, a tracking or reference code.
+const LOWERING: &[&str] = &[
+    "order",
+    "invoice",
+    "version",
+    "ver",
+    "tracking",
+    "ref",
+    "reference",
+    "isbn",
+    "sku",
+    "serial",
+    "build",
+    "release",
+    "ticket",
+    "receipt",
+    "transaction",
+    "confirmation",
+];
+
+pub(super) const CARD: &[&str] = &[
+    "card",
+    "credit",
+    "debit",
+    "visa",
+    "mastercard",
+    "amex",
+    "american express",
+    "discover",
+    "cc",
+    "kreditkarte",
+    "carte",
+    "tarjeta",
+];
+pub(super) const SSN: &[&str] = &["ssn", "social security", "social sec", "ss#", "ss no"];
+pub(super) const ITIN: &[&str] = &["itin", "taxpayer", "tax id", "tin"];
+pub(super) const EIN: &[&str] = &[
+    "ein",
+    "fein",
+    "employer identification",
+    "employer id",
+    "tax id",
+    "federal tax",
+];
+pub(super) const AADHAAR: &[&str] = &["aadhaar", "aadhar", "uidai", "uid"];
+pub(super) const STEUER_ID: &[&str] = &["steuer", "idnr", "identifikationsnummer", "tax id", "tin"];
+pub(super) const NIR: &[&str] = &[
+    "nir",
+    "insee",
+    "sécurité sociale",
+    "securite sociale",
+    "sécu",
+    "secu",
+    "social security",
+];
+pub(super) const NINO: &[&str] = &["national insurance", "nino", "ni number", "ni no"];
+pub(super) const DNI: &[&str] = &["dni", "nie", "nif", "documento", "identidad"];
+pub(super) const PAN: &[&str] = &["pan", "permanent account", "income tax"];
+pub(super) const IP: &[&str] = &["ip", "address", "host", "server", "client", "addr"];
+pub(super) const PHONE: &[&str] = &[
+    "phone",
+    "tel",
+    "telephone",
+    "mobile",
+    "cell",
+    "call",
+    "fax",
+    "whatsapp",
+    "contact",
+    "sms",
+    "text me",
+    "ring",
+    "telefon",
+    "handy",
+    "téléphone",
+    "portable",
+    "teléfono",
+    "móvil",
+    "movil",
+];
+
+/// `base` after the words before `start`: raised when one of `raising` is there, lowered
+/// when `lowerable` and a lowering word is.
+pub(super) fn score(text: &str, start: usize, base: f32, raising: &[&str], lowerable: bool) -> f32 {
+    let window = window(text, start);
+    let mut score = base;
+    if raising.iter().any(|w| has_word(&window, w)) {
+        score += RAISE;
+    }
+    if lowerable && LOWERING.iter().any(|w| has_word(&window, w)) {
+        score -= LOWER;
+    }
+    score.clamp(0.0, 1.0)
+}
+
+/// The last few words before `start`, lower-cased.
+fn window(text: &str, start: usize) -> String {
+    let from = floor_boundary(text, start.saturating_sub(WINDOW_BYTES));
+    let before = text.get(from..start).unwrap_or("").to_lowercase();
+    let mut words = 0;
+    let mut in_word = false;
+    let mut cut = 0;
+    for (i, c) in before.char_indices().rev() {
+        if c.is_alphanumeric() {
+            if !in_word {
+                words += 1;
+                if words > WINDOW_WORDS {
+                    cut = i + c.len_utf8();
+                    break;
+                }
+            }
+            in_word = true;
+        } else {
+            in_word = false;
+        }
+    }
+    before[cut..].to_string()
+}
+
+/// Whether `word` starts a word of `window`; a short word (under 5 bytes: "ssn", "tel")
+/// must also end one, so "tel" is not found in "hotel" nor "pan" in "panel".
+fn has_word(window: &str, word: &str) -> bool {
+    window.match_indices(word).any(|(i, _)| {
+        let before = window[..i].chars().next_back();
+        let starts = before.is_none_or(|c| !c.is_alphanumeric());
+        let after = window[i + word.len()..].chars().next();
+        let ends = word.len() >= 5 || after.is_none_or(|c| !c.is_alphanumeric());
+        starts && ends
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raising_word_before_the_match_adds_to_its_score() {
+        let text = "my ssn is 123456789";
+        assert!((score(text, 10, 0.3, SSN, true) - 0.65).abs() < 1e-6);
+        assert!((score(text, 10, 0.3, CARD, true) - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_lowering_word_takes_from_it_when_the_kind_allows() {
+        let text = "Order number 4242424242424242";
+        assert!((score(text, 13, 0.8, CARD, true) - 0.4).abs() < 1e-6);
+        assert!((score(text, 13, 0.8, CARD, false) - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn only_the_last_few_words_count() {
+        let text = "ssn one two three four five six seven 123";
+        let start = text.len() - 3;
+        assert!((score(text, start, 0.3, SSN, true) - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn short_words_match_whole_words_only() {
+        assert!(!has_word("the hotel", "tel"));
+        assert!(has_word("tel.", "tel"));
+        assert!(has_word("passports", "passport"));
+        assert!(!has_word("the panel", "pan"));
+    }
+}
