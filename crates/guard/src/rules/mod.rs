@@ -97,7 +97,17 @@ impl Rules {
         let mut out = Vec::new();
         runs::scan(self, text, &mut out);
         self.scan_triggers(text, &mut out);
-        out.sort_by(|a, b| a.start.cmp(&b.start).then(a.end.cmp(&b.end)));
+        out.sort_by(|a, b| {
+            (a.start, a.end, a.kind)
+                .cmp(&(b.start, b.end, b.kind))
+                .then(b.evidence.cmp(&a.evidence))
+                .then(b.score.total_cmp(&a.score))
+        });
+        // Two triggers can reach one value ("née le" and "née", "Bearer" and the JWT):
+        // the strongest of the same kind and span stays.
+        out.dedup_by(|later, kept| {
+            (later.start, later.end, later.kind) == (kept.start, kept.end, kept.kind)
+        });
         out
     }
 

@@ -56,11 +56,22 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
         return;
     }
     if last + 1 < b.len() && glue(b[last]) && b[last + 1].is_ascii_alphabetic() {
+        // Only "12345678-Z", a DNI with its letter, is glued to a letter and still a value.
+        if let [(s, e)] = groups {
+            if e - s == 8 {
+                dni_letter(text, *s, *e, out);
+            }
+        }
         return;
     }
-    let total: usize = groups.iter().map(|(s, e)| e - s).sum();
-    if total >= 7 {
-        rules.phones.find(text, start, last, out);
+    // A date ("2024-05-01 12") is no phone number; what follows it may be one.
+    let phone_from = if date_at(b, groups) { 3 } else { 0 };
+    if let Some(&(from, _)) = groups.get(phone_from) {
+        let total: usize = groups[phone_from..].iter().map(|(s, e)| e - s).sum();
+        if total >= 7 {
+            let from = if phone_from == 0 { start } else { from };
+            rules.phones.find(text, from, last, out);
+        }
     }
     let sep_at = |j: usize| &b[groups[j].1..groups[j + 1].0];
     let mut digits = [0u8; MAX_DIGITS];
@@ -68,8 +79,7 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
     for a in 0..groups.len() {
         let mut sep: Option<&[u8]> = None;
         let mut nd = 0;
-        let mut ng = 0;
-        for z in a..groups.len() {
+        for (ng, z) in (a..groups.len()).enumerate() {
             if z > a {
                 let s = sep_at(z - 1);
                 match sep {
@@ -87,7 +97,6 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
                 nd += 1;
             }
             lens[ng] = ge - gs;
-            ng += 1;
             let joined = |j: usize| match sep {
                 Some(s) => sep_at(j) == s,
                 None => matches!(sep_at(j), b"-" | b"." | b"/"),
@@ -97,7 +106,7 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
                 start: groups[a].0,
                 end: ge,
                 digits: &digits[..nd],
-                lens: &lens[..ng],
+                lens: &lens[..=ng],
                 sep,
                 maximal,
             };
@@ -203,7 +212,7 @@ fn shapes(text: &str, v: &Value, out: &mut Vec<Finding>) {
         nino_spaced(text, v, out);
     }
     if v.lens == [8] {
-        dni_letter(text, v, out);
+        dni_letter(text, v.start, v.end, out);
     }
 }
 
@@ -284,21 +293,33 @@ fn nino_spaced(text: &str, v: &Value, out: &mut Vec<Finding>) {
 }
 
 /// Spanish DNI written "12345678-Z" or "12345678 Z": the letter is the number mod 23.
-fn dni_letter(text: &str, v: &Value, out: &mut Vec<Finding>) {
+fn dni_letter(text: &str, start: usize, end: usize, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
-    let at = v.end + 1;
-    if at >= b.len() || !matches!(b[v.end], b'-' | b' ') {
+    let at = end + 1;
+    if at >= b.len() || !matches!(b[end], b'-' | b' ') {
         return;
     }
+    let digits: Vec<u8> = b[start..end].iter().map(|c| c - b'0').collect();
     let bounded = at + 1 == b.len() || !b[at + 1].is_ascii_alphanumeric();
-    if bounded && super::words::dni_letter(checksum::number(v.digits)) == b[at] {
-        let score = context::score(text, v.start, 0.85, context::DNI, false);
+    if bounded && super::words::dni_letter(checksum::number(&digits)) == b[at] {
+        let score = context::score(text, start, 0.85, context::DNI, false);
         out.push(finding(
             Kind::NationalId,
-            v.start,
+            start,
             at + 1,
             score,
             Evidence::Checksum,
         ));
     }
+}
+
+/// Whether the cluster starts with a date: 2024-05-01, 2024/05/01, 01/05/2024, 01.05.2024.
+fn date_at(b: &[u8], groups: &[(usize, usize)]) -> bool {
+    let [(s0, e0), (s1, e1), (s2, e2), ..] = groups[..] else {
+        return false;
+    };
+    let lens = [e0 - s0, e1 - s1, e2 - s2];
+    let (sep1, sep2) = (&b[e0..s1], &b[e1..s2]);
+    let date_sep = matches!(sep1, b"-" | b"/" | b".") && sep1 == sep2;
+    date_sep && matches!(lens, [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 4])
 }

@@ -110,7 +110,7 @@ const PROVIDERS: &[(&[&str], Back, &str)] = &[
         r"discord(?:app)?\.com/api/webhooks/\d+/[\w-]{60,70}",
     ),
     // Telegram bot tokens.
-    (&[":AA"], Back::Digits, r"\d{5,16}:A[\w-]{34}"),
+    (&[":AA"], Back::Digits, r"\d{5,16}:A[\w-]{32,40}"),
     // Azure storage account keys, Service Bus / Event Hubs shared access keys, AD client
     // secrets.
     (
@@ -358,6 +358,10 @@ pub(super) fn keyword_value(text: &str, e: usize, kw: Keyword) -> Option<Finding
     let j = floor_boundary(text, j);
     let v = ceil_boundary(text, v);
     let value = text.get(v..j)?;
+    // A PEM block assigned to a key ("private_key": "-----BEGIN …") is found whole as that.
+    if value.starts_with("-----BEGIN") {
+        return None;
+    }
     let found = match kw {
         Keyword::Password => password(value, quote.is_some()),
         Keyword::Token => high_entropy(value.as_bytes()),
