@@ -134,12 +134,18 @@ fn window(text: &str, start: usize) -> String {
 /// Whether `word` starts a word of `window`; a short word (under 5 bytes: "ssn", "tel")
 /// must also end one, so "tel" is not found in "hotel" nor "pan" in "panel".
 fn has_word(window: &str, word: &str) -> bool {
-    window.match_indices(word).any(|(i, _)| {
-        let before = window[..i].chars().next_back();
-        let starts = before.is_none_or(|c| !c.is_alphanumeric());
-        let after = window[i + word.len()..].chars().next();
-        let ends = word.len() >= 5 || after.is_none_or(|c| !c.is_alphanumeric());
-        starts && ends
+    let mut prev_alnum = false;
+    window.char_indices().any(|(i, c)| {
+        let starts = !prev_alnum;
+        prev_alnum = c.is_alphanumeric();
+        starts
+            && prev_alnum
+            && window[i..].starts_with(word)
+            && (word.len() >= 5
+                || window[i + word.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| !c.is_alphanumeric()))
     })
 }
 

@@ -64,15 +64,7 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
         }
         return;
     }
-    // A date ("2024-05-01 12") is no phone number; what follows it may be one.
-    let phone_from = if date_at(b, groups) { 3 } else { 0 };
-    if let Some(&(from, _)) = groups.get(phone_from) {
-        let total: usize = groups[phone_from..].iter().map(|(s, e)| e - s).sum();
-        if total >= 7 {
-            let from = if phone_from == 0 { start } else { from };
-            rules.phones.find(text, from, last, out);
-        }
-    }
+    let before = out.len();
     let sep_at = |j: usize| &b[groups[j].1..groups[j + 1].0];
     let mut digits = [0u8; MAX_DIGITS];
     let mut lens = [0usize; 8];
@@ -111,6 +103,24 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
                 maximal,
             };
             shapes(text, &value, out);
+        }
+    }
+    // The phone matcher is the costliest check: skipped when a strong value (a card, an
+    // address, an SSN) already covers the whole cluster.
+    let covered = out[before..]
+        .iter()
+        .any(|f| f.start <= first && f.end >= last && f.score >= 0.8);
+    if covered {
+        return;
+    }
+    // A date ("2024-05-01 12") is no phone number; what follows it may be one.
+    let phone_from = if date_at(b, groups) { 3 } else { 0 };
+    if let Some(&(from, _)) = groups.get(phone_from) {
+        let total: usize = groups[phone_from..].iter().map(|(s, e)| e - s).sum();
+        // No region's numbers run under 7 or over 17 digits.
+        if (7..=17).contains(&total) {
+            let from = if phone_from == 0 { start } else { from };
+            rules.phones.find(text, from, last, out);
         }
     }
 }
