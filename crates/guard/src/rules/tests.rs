@@ -533,12 +533,12 @@ fn speed() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        if seed % 10 == 0 {
+        if seed.is_multiple_of(10) {
             text.push_str(PII[(seed / 10) as usize % PII.len()]);
         } else {
             text.push_str(PROSE[(seed / 10) as usize % PROSE.len()]);
         }
-        if seed % 7 == 0 {
+        if seed.is_multiple_of(7) {
             text.push('\n');
         }
     }
