@@ -30,6 +30,10 @@ const LOWERING: &[&str] = &[
     "receipt",
     "transaction",
     "confirmation",
+    "section",
+    "rfc",
+    "chapter",
+    "§",
 ];
 
 pub(super) const CARD: &[&str] = &[

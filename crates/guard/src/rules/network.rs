@@ -108,7 +108,8 @@ pub(super) fn hex_run(text: &str, s: usize, out: &mut Vec<Finding>) -> (usize, O
     while e < b.len() && (b[e].is_ascii_hexdigit() || matches!(b[e], b':' | b'.' | b'-')) {
         e += 1;
     }
-    if e - s > MAX_HEX_RUN {
+    // A run glued to more of a word ("f64::from", "2::cmp") is code, not an address.
+    if e - s > MAX_HEX_RUN || (e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'_')) {
         return (e, None);
     }
     let mut end = e;
@@ -128,7 +129,9 @@ pub(super) fn hex_run(text: &str, s: usize, out: &mut Vec<Finding>) -> (usize, O
     if colons >= 2
         && !run.contains('-')
         && run.bytes().any(|c| c.is_ascii_digit())
-        && run.parse::<Ipv6Addr>().is_ok()
+        && run
+            .parse::<Ipv6Addr>()
+            .is_ok_and(|ip| !ip.is_loopback() && !ip.is_unspecified())
     {
         let score = context::score(text, s, 0.85, context::IP, true);
         out.push(finding(Kind::IpAddress, s, end, score, Evidence::Pattern));

@@ -214,7 +214,9 @@ fn shapes(text: &str, v: &Value, out: &mut Vec<Finding>) {
         && v.lens.iter().all(|&l| l <= 3)
         && text
             .get(v.start..v.end)
-            .is_some_and(|s| s.parse::<Ipv4Addr>().is_ok())
+            .and_then(|s| s.parse::<Ipv4Addr>().ok())
+            // Loopback, "any" and broadcast addresses name no one.
+            .is_some_and(|ip| !ip.is_loopback() && !ip.is_unspecified() && !ip.is_broadcast())
     {
         push(out, Kind::IpAddress, 0.85, context::IP, Evidence::Pattern);
     }

@@ -50,8 +50,12 @@ impl Phones {
         };
         for m in matcher {
             let (s, e) = (start + m.start, start + m.end());
+            // Written with a country code it is surely a phone number; as a bare run of
+            // digits it may as well be any other number, until a word says otherwise.
             let base = if m.raw_string.starts_with('+') {
                 0.85
+            } else if m.raw_string.bytes().all(|c| c.is_ascii_digit()) {
+                0.45
             } else {
                 0.7
             };

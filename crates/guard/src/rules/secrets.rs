@@ -405,17 +405,27 @@ fn password(v: &str, quoted: bool) -> bool {
     let plain_word = v
         .bytes()
         .all(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'.');
-    v.len() >= 4 && !placeholder && (quoted || !plain_word)
+    let code = v.contains("::") || v.contains("->");
+    v.len() >= 4 && !placeholder && (quoted || !(plain_word || code))
 }
 
 /// A token that looks random: 16 to 256 bytes, letters and digits, entropy of at least
-/// 3.3 bits a byte, and not a UUID.
+/// 3.3 bits a byte, and not a UUID nor code (`String::from_utf8`, `read_u32_le`).
 pub(super) fn high_entropy(v: &[u8]) -> bool {
     let letters = v.iter().any(u8::is_ascii_alphabetic);
     let digits = v.iter().any(u8::is_ascii_digit);
+    let path = v.windows(2).any(|w| w == b"::");
+    let snake_case = v.iter().filter(|&&c| c == b'_').count() >= 2
+        && (v
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+            || v.iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_'));
     (16..=MAX_VALUE).contains(&v.len())
         && letters
         && digits
+        && !path
+        && !snake_case
         && !uuid(v)
         && checksum::entropy(v) >= 3.3
 }

@@ -102,6 +102,12 @@ fn national_phones_are_read_only_in_the_configured_regions() {
 }
 
 #[test]
+fn a_bare_run_of_digits_is_a_phone_number_only_with_a_phone_word() {
+    assert!(found("values 536870923, 1073741827, 2147483659", Kind::Phone).is_empty());
+    assert_eq!(found("call me on 6502530000", Kind::Phone), ["6502530000"]);
+}
+
+#[test]
 fn phone_context_words_raise_and_order_words_lower() {
     let plain = score("number 650-253-0000", Kind::Phone, "650-253-0000");
     let phone = score("phone 650-253-0000", Kind::Phone, "650-253-0000");
@@ -222,6 +228,9 @@ fn ip_addresses_are_parsed_and_versions_are_not_addresses() {
     assert!(found("version 1.2.3.4 is out", Kind::IpAddress).is_empty());
     assert!(found("v1.2.3.4 and 10.0.2 and 1.2.3.4.5", Kind::IpAddress).is_empty());
     assert!(found("at 12:30:45 and std::vec::Vec", Kind::IpAddress).is_empty());
+    assert!(found("f64::from(x) and a::b::c", Kind::IpAddress).is_empty());
+    assert!(found("RFC 9110 Section 5.6.1.2 says", Kind::IpAddress).is_empty());
+    assert!(found("listen on 127.0.0.1 or 0.0.0.0 or ::1", Kind::IpAddress).is_empty());
 }
 
 #[test]
@@ -465,6 +474,9 @@ fn placeholders_words_and_low_entropy_values_are_not_secrets() {
         "max_tokens: 4096",
         "api_key = aaaaaaaaaaaaaaaa1",
         "secret_name = my_variable_name_here",
+        "probe.key = RISCV_HWPROBE_KEY_IMA_EXT_0;",
+        "key = String::from_utf8_lossy(&bytes)",
+        "password = std::string(argv[1])",
     ] {
         assert!(found(text, Kind::Secret).is_empty(), "{text}");
     }
