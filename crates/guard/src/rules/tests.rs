@@ -458,6 +458,13 @@ fn passwords_and_high_entropy_values_assigned_to_secret_words() {
         ["d8e8fca2dc0f896fd7cb4cb0031ba249"]
     );
     assert_eq!(
+        found(
+            "DISCORD_TOKEN=MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs",
+            Kind::Secret
+        ),
+        ["MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"]
+    );
+    assert_eq!(
         found("my api key is Zx81kQpL0vR7tYb2WmN4", Kind::Secret),
         ["Zx81kQpL0vR7tYb2WmN4"]
     );
