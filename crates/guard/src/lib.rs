@@ -5,7 +5,10 @@
 //! Each [`Finding`] has a [`Kind`], a byte span and a score.
 
 pub mod ner;
+pub mod restore;
 pub mod rules;
+pub mod screen;
+pub mod vault;
 
 use std::fmt;
 use std::path::PathBuf;
