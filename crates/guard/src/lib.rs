@@ -7,6 +7,7 @@
 pub mod ner;
 pub mod restore;
 pub mod rules;
+pub mod synth;
 pub mod screen;
 pub mod vault;
 
