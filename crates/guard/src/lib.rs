@@ -7,8 +7,8 @@
 pub mod ner;
 pub mod restore;
 pub mod rules;
-pub mod synth;
 pub mod screen;
+pub mod synth;
 pub mod vault;
 
 use std::fmt;
