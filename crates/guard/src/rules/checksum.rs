@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 
 /// Luhn (payment cards).
-pub(super) fn luhn(digits: &[u8]) -> bool {
+pub(crate) fn luhn(digits: &[u8]) -> bool {
     let sum: u32 = digits
         .iter()
         .rev()
@@ -111,11 +111,28 @@ pub(super) fn base58check_address(s: &[u8]) -> bool {
     second[..4] == out[21..]
 }
 
+/// Bech32's 32 data characters, in value order.
+pub(crate) const BECH32_CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+/// Bech32's checksum polymod over 5-bit values (BIP 173): 1 for a valid bech32 string,
+/// 0x2bc830a3 for bech32m.
+pub(crate) fn bech32_polymod(values: &[u8]) -> u32 {
+    const GEN: [u32; 5] = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+    values.iter().fold(1u32, |chk, &v| {
+        let top = chk >> 25;
+        let mut chk = ((chk & 0x1ff_ffff) << 5) ^ u32::from(v);
+        for (i, g) in GEN.iter().enumerate() {
+            if (top >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+        chk
+    })
+}
+
 /// A segwit address (BIP 173 bech32 for version 0, BIP 350 bech32m after), lower or upper
 /// case, human-readable part "bc" or "tb".
 pub(super) fn segwit_address(s: &[u8]) -> bool {
-    const CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-    const GEN: [u32; 5] = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
     let lower = s.iter().all(|c| !c.is_ascii_uppercase());
     let upper = s.iter().all(|c| !c.is_ascii_lowercase());
     if !(lower || upper) || !(14..=90).contains(&s.len()) {
@@ -134,21 +151,12 @@ pub(super) fn segwit_address(s: &[u8]) -> bool {
     values.push(0);
     values.extend(hrp.iter().map(|c| c & 31));
     for &c in data {
-        let Some(v) = CHARSET.iter().position(|&x| x == c) else {
+        let Some(v) = BECH32_CHARSET.iter().position(|&x| x == c) else {
             return false;
         };
         values.push(v as u8);
     }
-    let mut chk = 1u32;
-    for &v in &values {
-        let top = chk >> 25;
-        chk = ((chk & 0x1ff_ffff) << 5) ^ u32::from(v);
-        for (i, g) in GEN.iter().enumerate() {
-            if (top >> i) & 1 == 1 {
-                chk ^= g;
-            }
-        }
-    }
+    let chk = bech32_polymod(&values);
     let version = values[hrp.len() * 2 + 1];
     let program_bytes = (data.len() - 7) * 5 / 8;
     match version {

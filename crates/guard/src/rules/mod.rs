@@ -8,7 +8,7 @@
 //! windows those point at.
 
 mod anchors;
-mod checksum;
+pub(crate) mod checksum;
 mod context;
 mod network;
 mod numbers;
