@@ -48,9 +48,9 @@ impl Screening {
 
     /// A vault that will not hand out placeholders the request already holds.
     pub fn vault(req: &ChatRequest) -> Vault {
-        let mut texts = Vec::new();
-        each_text(req, |t| texts.push(t.to_owned()));
-        Vault::for_texts(texts.iter().map(String::as_str))
+        let mut vault = Vault::default();
+        each_text(req, |t| vault.keep_out_placeholders_in(t));
+        vault
     }
 
     /// `req` with the findings of the kinds `redact` says yes to replaced by placeholders.

@@ -40,11 +40,16 @@ impl Vault {
     pub fn for_texts<'t>(texts: impl IntoIterator<Item = &'t str>) -> Vault {
         let mut vault = Vault::default();
         for text in texts {
-            for (kind, number, _) in placeholders(text) {
-                vault.taken.insert((kind, number));
-            }
+            vault.keep_out_placeholders_in(text);
         }
         vault
+    }
+
+    /// Marks the placeholders `text` already holds as never to be handed out.
+    pub fn keep_out_placeholders_in(&mut self, text: &str) {
+        for (kind, number, _) in placeholders(text) {
+            self.taken.insert((kind, number));
+        }
     }
 
     /// `text` with each finding replaced by its value's placeholder. `findings` must be sorted
