@@ -4,6 +4,7 @@
 //! optionally the Rampart token classifier ([`ner`]) for names, addresses and organisations.
 //! Each [`Finding`] has a [`Kind`], a byte span and a score.
 
+pub mod eval;
 pub mod ner;
 pub mod restore;
 pub mod rules;
