@@ -24,6 +24,7 @@
 //! | `held` | waits until [`MockHandle::release_held`] (for tests: the binary never releases) before sending the response headers |
 //! | `bad-json` | 200 with a body that is not JSON (for streams: an event whose data is not JSON) |
 //! | `echo` | the answer's text is the raw JSON body the mock received |
+//! | `echo-pieces` | as `echo`, streamed in deltas of a few characters (so a value can be split anywhere), and when the request has tools also a call to the first one with arguments `{"echo": BODY}`, streamed the same way |
 //! | `tool-call` | a call to the request's first tool (or `get_weather`) with arguments `{"city":"Paris"}`; finish `tool_calls` / `tool_use` |
 //! | `length` | a truncated answer, finish `length` / `max_tokens` |
 //! | `stop-seq` | a truncated answer, finish `stop` / `stop_sequence` (`stop_sequence: " answer"`) |
@@ -261,6 +262,7 @@ enum Behaviour {
     Held,
     BadJson,
     Echo,
+    EchoPieces,
     ToolCall,
     Length,
     StopSeq,
@@ -274,6 +276,7 @@ fn behaviour(model: &str) -> Behaviour {
         "bad-json" => return Behaviour::BadJson,
         "held" => return Behaviour::Held,
         "echo" => return Behaviour::Echo,
+        "echo-pieces" => return Behaviour::EchoPieces,
         "tool-call" => return Behaviour::ToolCall,
         "length" => return Behaviour::Length,
         "stop-seq" => return Behaviour::StopSeq,
@@ -360,6 +363,8 @@ struct Answer {
     /// Text pieces, one per streamed delta.
     pieces: Vec<Cow<'static, str>>,
     tool: Option<String>,
+    /// The tool call's arguments (a JSON object), one piece per streamed delta.
+    tool_args: Vec<Cow<'static, str>>,
     finish: Finish,
     prompt_tokens: u32,
     completion_tokens: u32,
@@ -388,6 +393,15 @@ impl Finish {
 }
 
 const TOOL_ARGS: [&str; 2] = ["{\"city\":", "\"Paris\"}"];
+
+/// `text` in pieces of `n` characters.
+fn split_every(text: &str, n: usize) -> Vec<Cow<'static, str>> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .chunks(n)
+        .map(|c| Cow::Owned(c.iter().collect()))
+        .collect()
+}
 
 async fn openai(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
     handle(&state, Format::OpenAi, &headers, body).await
@@ -517,6 +531,16 @@ fn answer(probe: &Probe, behaviour: Behaviour, body: &Bytes) -> Answer {
             let text = String::from_utf8_lossy(body).into_owned();
             (vec![Cow::Owned(text)], None, Finish::Stop)
         }
+        Behaviour::EchoPieces => {
+            let text = String::from_utf8_lossy(body);
+            let tool = probe.first_tool();
+            let finish = if tool.is_some() {
+                Finish::Tool
+            } else {
+                Finish::Stop
+            };
+            (split_every(&text, 3), tool, finish)
+        }
         Behaviour::ToolCall => (
             vec![Cow::Borrowed("Let me check.")],
             Some(
@@ -535,9 +559,18 @@ fn answer(probe: &Probe, behaviour: Behaviour, body: &Bytes) -> Answer {
         .map(|p| u32::try_from(p.len() / 5).unwrap_or(u32::MAX).max(1))
         .sum::<u32>()
         + if tool.is_some() { 8 } else { 0 };
+    let tool_args = match (behaviour, &tool) {
+        (_, None) => Vec::new(),
+        (Behaviour::EchoPieces, Some(_)) => {
+            let args = serde_json::json!({"echo": String::from_utf8_lossy(body)}).to_string();
+            split_every(&args, 3)
+        }
+        (_, Some(_)) => TOOL_ARGS.iter().map(|p| Cow::Borrowed(*p)).collect(),
+    };
     Answer {
         pieces,
         tool,
+        tool_args,
         finish,
         prompt_tokens,
         completion_tokens,
@@ -593,7 +626,7 @@ fn openai_json(out: &mut Vec<u8>, id: &str, created: u64, model: &str, a: &Answe
         );
         js(out, tool);
         out.extend_from_slice(br#","arguments":"#);
-        js(out, &TOOL_ARGS.concat());
+        js(out, &a.tool_args.concat());
         out.extend_from_slice(b"}}]");
     }
     let _ = write!(
@@ -618,7 +651,7 @@ fn anthropic_json(out: &mut Vec<u8>, id: &str, model: &str, a: &Answer) {
     if let Some(tool) = &a.tool {
         out.extend_from_slice(br#",{"type":"tool_use","id":"toolu_mock_1","name":"#);
         js(out, tool);
-        let _ = write!(out, r#","input":{}}}"#, TOOL_ARGS.concat());
+        let _ = write!(out, r#","input":{}}}"#, a.tool_args.concat());
     }
     let _ = write!(
         out,
@@ -752,7 +785,7 @@ fn openai_events(ev: &mut Events, id: &str, created: u64, model: &str, a: &Answe
             js(out, tool);
             out.extend_from_slice(br#","arguments":""}}]}"#);
         });
-        for part in TOOL_ARGS {
+        for part in &a.tool_args {
             delta(ev, &|out| {
                 out.extend_from_slice(br#"{"tool_calls":[{"index":0,"function":{"arguments":"#);
                 js(out, part);
@@ -817,7 +850,7 @@ fn anthropic_events(ev: &mut Events, id: &str, model: &str, a: &Answer) {
             js(out, tool);
             out.extend_from_slice(br#","input":{}}}"#);
         });
-        for part in TOOL_ARGS {
+        for part in &a.tool_args {
             ev.event(Some("content_block_delta"), |out| {
                 out.extend_from_slice(br#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"#);
                 js(out, part);
@@ -861,6 +894,7 @@ mod tests {
         assert_eq!(behaviour("held"), Behaviour::Held);
         assert_eq!(behaviour("bad-json"), Behaviour::BadJson);
         assert_eq!(behaviour("echo"), Behaviour::Echo);
+        assert_eq!(behaviour("echo-pieces"), Behaviour::EchoPieces);
     }
 
     async fn error_stream(format: Format, k: usize) -> String {

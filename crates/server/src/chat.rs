@@ -23,8 +23,10 @@ use axum::Extension;
 use switchyard_api::{ApiError, ChatRequest, ChatResponse, Content, ErrorKind, Message, Role};
 use switchyard_router::{Decision, Signals, AUTO};
 
+use crate::config::LogText;
 use crate::error::ErrorResponse;
 use crate::gateway::Gateway;
+use crate::guard::Outbound;
 use crate::record::OutcomeSlot;
 use execute::{execute, Answer, Answered, Delivery, Trail};
 
@@ -37,7 +39,7 @@ pub async fn completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ErrorResponse> {
-    let mut req = parse(body)?;
+    let req = parse(body)?;
     let delivery = Delivery::of(&req);
     {
         let mut o = slot.lock();
@@ -49,15 +51,45 @@ pub async fn completions(
         .and_then(|v| v.to_str().ok())
         .filter(|_| req.model == AUTO)
         .map(str::to_owned);
-    let signals = signals(&gw, &req, &headers, conversation.as_deref()).await?;
-    let decision = gw.router.decide(&req, &signals).map_err(ApiError::from)?;
-    if let Some(prompt) = &decision.system_prompt {
-        put_system_prompt(&mut req, prompt);
+    let screening = match &gw.guard {
+        Some(guard) => Some(guard.screen(&req).await?),
+        None => None,
+    };
+    let mut signals = signals(&gw, &req, &headers, conversation.as_deref()).await?;
+    if let Some(s) = &screening {
+        signals.pii = s.kinds().keys().map(|k| k.name().to_owned()).collect();
     }
+    let decision = gw.router.decide(&req, &signals).map_err(ApiError::from)?;
+    let outbound = match (&gw.guard, &screening) {
+        (Some(guard), Some(screening)) => {
+            if let Some(kind) = guard.blocked(screening, &decision.route) {
+                slot.lock().blocked = Some(kind.label());
+                return Err(ErrorResponse(blocked(kind)));
+            }
+            if gw.log_text == LogText::Redacted {
+                slot.lock().text = Some(guard.redacted_text(screening, &req));
+            }
+            let reachable = execute::reachable(&gw, &decision);
+            guard.outbound(screening, &req, &decision.route, &reachable)?
+        }
+        _ => Outbound::unguarded(&req),
+    };
+    let outbound = match &decision.system_prompt {
+        Some(prompt) => outbound.map(|r| {
+            let mut r = r.clone();
+            put_system_prompt(&mut r, prompt);
+            r
+        }),
+        None => outbound,
+    };
     let mut trail = Trail::default();
-    let answered = execute(&gw, &decision, &req, delivery, &mut trail).await;
+    let answered = execute(&gw, &decision, &outbound, delivery, &mut trail).await;
+    if let Ok(a) = &answered {
+        slot.lock().redacted = outbound.redacted_for(a.model);
+    }
     let mut billed = None;
-    let response = answered.and_then(|a| render(a, &req, delivery, &slot, &mut billed));
+    let req = outbound.original();
+    let response = answered.and_then(|a| render(a, req, delivery, &slot, &mut billed));
     if let (Ok(_), Some(id), Some(conversations)) = (&response, conversation, &gw.conversations) {
         if let Ok(mut c) = conversations.lock() {
             c.put(id, trail.model.clone());
@@ -69,6 +101,19 @@ pub async fn completions(
         .flatten();
     note(&slot, decision, features, trail, billed);
     response
+}
+
+/// The client's error for personal data the policy blocks: the type, never the value.
+fn blocked(kind: switchyard_guard::Kind) -> ApiError {
+    ApiError::new(
+        ErrorKind::InvalidRequest,
+        format!(
+            "this request holds personal data of type {} ({}), which the [guard] policy blocks; remove it and send the request again",
+            kind.name(),
+            kind.label()
+        ),
+    )
+    .with_code("personal_data_blocked")
 }
 
 /// A whole answer's usage, the request's total cost and its time upstream (ms), for the

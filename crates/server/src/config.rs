@@ -46,6 +46,92 @@ pub struct Config {
     /// `[[routes]]`: tried in order for requests with `"model": "auto"`.
     #[serde(default)]
     pub routes: Vec<switchyard_router::RouteConfig>,
+    /// `[guard]`: the privacy guard.
+    #[serde(default)]
+    pub guard: GuardConfig,
+}
+
+/// What the guard does with one type of personal data found in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Non-local models get a placeholder instead of the value; the answer gets it back.
+    Redact,
+    /// The request is refused with a 400 naming the type.
+    Block,
+    /// Only local (or on-premises) models may answer it.
+    KeepLocal,
+    /// Sent as written.
+    Allow,
+}
+
+/// `[guard]`: find personal data in every request, redact it before it leaves for a non-local
+/// model and restore it in the answer, as the per-type policy says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    /// Off sends every request as written (and `when.pii` never matches).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The token classifier for names, street addresses and organisations. When on and its
+    /// files are missing, the server refuses to start.
+    #[serde(default = "yes")]
+    pub model: bool,
+    /// The classifier's folder [default: the models folder's `rampart/`].
+    pub model_path: Option<PathBuf>,
+    /// Regions (ISO 3166, e.g. "US", "GB", "DE") phone numbers without a country code are
+    /// read in.
+    #[serde(default = "default_phone_regions")]
+    pub phone_regions: Vec<String>,
+    /// Findings scoring below this (0–1) are ignored.
+    #[serde(default = "default_min_score")]
+    pub min_score: f32,
+    /// The gateway's own region: local models count as being in it for `keep_in_region`.
+    pub region: Option<String>,
+    /// Per-type actions (`email = "block"`); a type not named is redacted.
+    #[serde(default)]
+    pub policy: BTreeMap<switchyard_guard::Kind, Action>,
+    /// Types that may only reach models of a region (`iban = "eu"`).
+    #[serde(default)]
+    pub keep_in_region: BTreeMap<switchyard_guard::Kind, String>,
+    /// `[guard.routes.NAME]`: a route's own policy.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteGuard>,
+}
+
+/// `[guard.routes.NAME]`: overrides for the requests one route decided.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteGuard {
+    /// Per-type actions over the global ones.
+    #[serde(default)]
+    pub policy: BTreeMap<switchyard_guard::Kind, Action>,
+    /// Every request of this route may only reach models of this region.
+    pub keep_in_region: Option<String>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            enabled: true,
+            model: true,
+            model_path: None,
+            phone_regions: default_phone_regions(),
+            min_score: default_min_score(),
+            region: None,
+            policy: BTreeMap::new(),
+            keep_in_region: BTreeMap::new(),
+            routes: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_phone_regions() -> Vec<String> {
+    vec!["US".into(), "GB".into()]
+}
+
+fn default_min_score() -> f32 {
+    0.5
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,12 +194,25 @@ fn default_header_read_timeout() -> u64 {
 pub struct StoreConfig {
     #[serde(default = "default_store")]
     pub path: PathBuf,
+    /// What of a request's text the log keeps: nothing (the default), or its messages with
+    /// every value the guard finds replaced by a placeholder (`"redacted"`).
+    #[serde(default)]
+    pub log_text: LogText,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogText {
+    #[default]
+    None,
+    Redacted,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: default_store(),
+            log_text: LogText::None,
         }
     }
 }
@@ -212,6 +311,24 @@ pub struct ModelConfig {
     pub context_tokens: Option<u32>,
     /// Local models: requests that may wait for a slot before 429.
     pub queue: Option<usize>,
+    /// Where the model processes data (`"eu"`), for `keep_in_region`; a local model is in the
+    /// gateway's `[guard] region`.
+    pub region: Option<String>,
+    /// An upstream model that runs on the company's own machines: it sees requests as written,
+    /// like a local model, and may answer `keep_local` data.
+    #[serde(default)]
+    pub on_premises: bool,
+    /// Per-type actions for this model over the route's and the global ones
+    /// (`guard = { person = "allow" }`).
+    #[serde(default)]
+    pub guard: BTreeMap<switchyard_guard::Kind, Action>,
+}
+
+impl ModelConfig {
+    /// Sees requests as written: it runs in-process or on the company's own machines.
+    pub fn is_local(&self) -> bool {
+        self.provider == ProviderKind::Local || self.on_premises
+    }
 }
 
 fn default_retries() -> u32 {
@@ -330,15 +447,35 @@ impl Config {
                     .into(),
             ));
         }
-        if let Some(route) = self
-            .routes
-            .iter()
-            .find(|r| r.when.as_ref().is_some_and(|w| w.pii.is_some()))
-        {
-            return Err(invalid(format!(
-                "[[routes]] \"{}\": `when.pii` needs the privacy guard that detects personal data (issue 10), which is not built yet: nothing sets the signal, so the condition cannot do what it says; remove `pii` from this route's `when`",
-                route.name
-            )));
+        if !self.guard.enabled {
+            if let Some(route) = self
+                .routes
+                .iter()
+                .find(|r| r.when.as_ref().is_some_and(|w| w.pii.is_some()))
+            {
+                return Err(invalid(format!(
+                    "[[routes]] \"{}\": `when.pii` needs the privacy guard, which `[guard] enabled = false` turns off; turn it on or remove `pii` from this route's `when`",
+                    route.name
+                )));
+            }
+        }
+        for name in self.guard.routes.keys() {
+            if !self.routes.iter().any(|r| &r.name == name) {
+                let routes: Vec<&str> = self.routes.iter().map(|r| r.name.as_str()).collect();
+                return Err(invalid(format!(
+                    "[guard.routes.{name}] names no route; the [[routes]] are: {}",
+                    if routes.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        routes.join(", ")
+                    }
+                )));
+            }
+        }
+        if self.store.log_text == LogText::Redacted && !self.guard.enabled {
+            return Err(invalid(
+                "[store] log_text = \"redacted\" needs the privacy guard to find what to redact; remove `[guard] enabled = false` or log no text".into(),
+            ));
         }
         if self.router.record_features && self.embeddings.is_none() {
             return Err(invalid(

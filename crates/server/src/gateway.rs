@@ -25,6 +25,12 @@ pub struct Model {
     pub price: Price,
     pub fallbacks: Vec<String>,
     pub owned_by: &'static str,
+    /// Sees requests as written: in-process, or `on_premises`.
+    pub local: bool,
+    /// Where it processes data, for `keep_in_region` (a local model's is the gateway's).
+    pub region: Option<String>,
+    /// Its own per-type guard actions.
+    pub guard: std::collections::BTreeMap<switchyard_guard::Kind, crate::config::Action>,
 }
 
 pub struct Gateway {
@@ -40,6 +46,10 @@ pub struct Gateway {
     pub calibration: Calibration,
     /// Log the learned router's features of each routed request (`[router] record_features`).
     pub record_features: bool,
+    /// The privacy guard; none when `[guard] enabled = false`.
+    pub guard: Option<crate::guard::Guard>,
+    /// What of a request's text the log keeps.
+    pub log_text: crate::config::LogText,
 }
 
 /// How many conversations the gateway remembers the model of.
@@ -57,6 +67,8 @@ pub enum BuildError {
     Learned(String),
     #[error("[[routes]] `{route}`: embedding its examples failed: {message}")]
     Examples { route: String, message: String },
+    #[error("[guard]: {0}")]
+    Guard(String),
 }
 
 /// Builds a local model's provider; the embedded engine plugs in here.
@@ -120,6 +132,12 @@ impl Gateway {
                     price: m.price,
                     fallbacks: m.fallbacks.clone(),
                     owned_by,
+                    local: m.is_local(),
+                    region: m
+                        .region
+                        .clone()
+                        .or_else(|| m.is_local().then(|| config.guard.region.clone()).flatten()),
+                    guard: m.guard.clone(),
                 },
             );
         }
@@ -181,6 +199,7 @@ impl Gateway {
             None => Calibration::builtin(),
         };
         let record_features = config.router.record_features && embedder.is_some();
+        let guard = crate::guard::Guard::build(config)?;
         Ok(Gateway {
             models,
             router,
@@ -189,6 +208,8 @@ impl Gateway {
             metadata_headers,
             calibration,
             record_features,
+            guard,
+            log_text: config.store.log_text,
         })
     }
 }

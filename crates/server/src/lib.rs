@@ -13,6 +13,7 @@ mod embeddings;
 mod error;
 mod feedback;
 mod gateway;
+mod guard;
 mod local;
 mod metrics;
 mod record;
@@ -32,7 +33,7 @@ use switchyard_store::RequestLog;
 pub use config::{Config, ConfigError, ModelConfig};
 pub use gateway::{BuildError, Gateway, LocalLoader, Model};
 pub use local::{load_local, token_logprob};
-pub use record::{COST, MODEL, REQUEST_ID, ROUTE, SCORES};
+pub use record::{COST, MODEL, REDACTED, REQUEST_ID, ROUTE, SCORES};
 
 use auth::ApiKeys;
 use embeddings::EmbeddingModel;

@@ -25,6 +25,11 @@ struct TokenLabels {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GuardLabels {
+    r#type: &'static str,
+}
+
 /// What one finished request contributes to the metrics.
 pub struct Observation<'a> {
     pub model: &'a str,
@@ -35,6 +40,10 @@ pub struct Observation<'a> {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub cost_usd: f64,
+    /// Distinct values redacted, by type label.
+    pub redacted: &'a std::collections::BTreeMap<&'static str, usize>,
+    /// The type the request was refused for.
+    pub blocked: Option<&'static str>,
 }
 
 pub struct Metrics {
@@ -45,6 +54,8 @@ pub struct Metrics {
     overhead: Histogram,
     tokens: Family<TokenLabels, Counter>,
     cost: Family<ModelLabels, Counter<f64, AtomicU64>>,
+    redactions: Family<GuardLabels, Counter>,
+    blocked: Family<GuardLabels, Counter>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -87,6 +98,18 @@ impl Default for Metrics {
         );
         registry.register("tokens", "Tokens by model and kind", tokens.clone());
         registry.register("cost_usd", "Cost in US dollars by model", cost.clone());
+        let redactions = Family::<GuardLabels, Counter>::default();
+        registry.register(
+            "guard_redactions",
+            "Distinct personal-data values replaced by placeholders before a request left, by type",
+            redactions.clone(),
+        );
+        let blocked = Family::<GuardLabels, Counter>::default();
+        registry.register(
+            "guard_blocked_requests",
+            "Requests refused for holding personal data the policy blocks, by type",
+            blocked.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -95,6 +118,8 @@ impl Default for Metrics {
             overhead,
             tokens,
             cost,
+            redactions,
+            blocked,
         }
     }
 }
@@ -131,6 +156,16 @@ impl Metrics {
         }
         if o.cost_usd > 0.0 {
             self.cost.get_or_create(&model).inc_by(o.cost_usd);
+        }
+        for (&kind, &n) in o.redacted {
+            self.redactions
+                .get_or_create(&GuardLabels { r#type: kind })
+                .inc_by(n as u64);
+        }
+        if let Some(kind) = o.blocked {
+            self.blocked
+                .get_or_create(&GuardLabels { r#type: kind })
+                .inc();
         }
     }
 

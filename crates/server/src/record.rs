@@ -26,6 +26,9 @@ pub const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
 pub const COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
 /// The decision's numbers, `name=value` separated by spaces; only when there are any.
 pub const SCORES: HeaderName = HeaderName::from_static("x-switchyard-scores");
+/// What the guard replaced with placeholders before the request left, `EMAIL=2,PHONE=1`
+/// (distinct values by type); only when it replaced any.
+pub const REDACTED: HeaderName = HeaderName::from_static("x-switchyard-redacted");
 
 /// What the request path learned about one request, filled in stage by stage.
 #[derive(Debug, Default, Clone)]
@@ -54,6 +57,26 @@ pub struct Outcome {
     pub failed_status: Option<u16>,
     /// The learned router's features of the conversation, when `[router] record_features`.
     pub features: Option<switchyard_router::data::Features>,
+    /// Distinct values the guard replaced by placeholders in what the answering model got,
+    /// by type label (`EMAIL`).
+    pub redacted: std::collections::BTreeMap<&'static str, usize>,
+    /// The type label of the personal data the guard refused the request for.
+    pub blocked: Option<&'static str>,
+    /// The request's messages with every finding redacted, as JSON (`[store] log_text`).
+    pub text: Option<String>,
+}
+
+impl Outcome {
+    /// `EMAIL=2,PHONE=1`; none when nothing was redacted.
+    pub fn redacted_summary(&self) -> Option<String> {
+        (!self.redacted.is_empty()).then(|| {
+            self.redacted
+                .iter()
+                .map(|(kind, n)| format!("{kind}={n}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
 }
 
 /// Shared between the handler (and its response stream) and the record layer.
@@ -136,6 +159,9 @@ pub async fn record(
                 .collect();
             h.insert(SCORES, header(&scores.join(" ")));
         }
+        if let Some(redacted) = o.redacted_summary() {
+            h.insert(REDACTED, header(&redacted));
+        }
     }
     let guard = RowOnDrop {
         recorder,
@@ -202,7 +228,10 @@ impl Drop for RowOnDrop {
             prompt_tokens: o.prompt_tokens,
             completion_tokens: o.completion_tokens,
             cost_usd: o.cost_usd,
+            redacted: &o.redacted,
+            blocked: o.blocked,
         });
+        let redacted = o.redacted_summary();
         self.recorder.log.record_now(RequestRecord {
             id: std::mem::take(&mut self.id),
             created_at_ms: self.created_at_ms,
@@ -225,6 +254,8 @@ impl Drop for RowOnDrop {
                 .then(|| switchyard_router::logged::write_steps(&o.steps)),
             cheap_features: o.features.as_ref().map(|f| f.cheap.to_vec()),
             embedding: o.features.map(|f| f.embedding),
+            redacted,
+            text: o.text,
         });
     }
 }

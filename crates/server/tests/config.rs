@@ -78,7 +78,7 @@ fn an_unknown_key() {
         refusal("unknown_key"),
         ": line 4: unknown field `colour`, expected one of `provider`, `path`, `base_url`, \
          `model`, `api_key`, `price`, `fallbacks`, `timeouts`, `retries`, `threads`, `slots`, \
-         `context_tokens`, `queue`"
+         `context_tokens`, `queue`, `region`, `on_premises`, `guard`"
     );
 }
 
@@ -124,13 +124,30 @@ fn route_examples_without_the_embedder() {
 }
 
 #[test]
-fn a_route_on_personal_data_before_the_guard_exists() {
+fn a_route_on_personal_data_with_the_guard_off() {
     assert_eq!(
-        refusal("pii_route"),
-        ": [[routes]] \"private\": `when.pii` needs the privacy guard that detects personal \
-         data (issue 10), which is not built yet: nothing sets the signal, so the condition \
-         cannot do what it says; remove `pii` from this route's `when`"
+        refusal("pii_route_without_guard"),
+        ": [[routes]] \"private\": `when.pii` needs the privacy guard, which `[guard] enabled \
+         = false` turns off; turn it on or remove `pii` from this route's `when`"
     );
+}
+
+#[test]
+fn a_guard_policy_for_a_route_that_does_not_exist() {
+    assert_eq!(
+        refusal("guard_route_unknown"),
+        ": [guard.routes.support] names no route; the [[routes]] are: code"
+    );
+}
+
+#[test]
+fn a_guard_policy_for_a_type_that_does_not_exist() {
+    let message = refusal("guard_unknown_type");
+    assert!(
+        message.contains("unknown variant `emails`, expected one of `email`, `phone`"),
+        "{message}"
+    );
+    assert!(message.starts_with(": line 6:"), "{message}");
 }
 
 #[test]
@@ -207,5 +224,16 @@ fn a_key_that_cannot_be_a_header_stops_the_server_starting() {
         startup_refusal("key_not_a_header"),
         "[models.large]: api_key has characters an HTTP header cannot carry (a line break or \
          other control character, often a key file's trailing newline); remove them"
+    );
+}
+
+#[test]
+fn the_guard_model_missing_stops_the_server_starting() {
+    assert_eq!(
+        startup_refusal("guard_model_missing"),
+        "[guard]: /nonexistent/rampart/onnx/model_q4.onnx is missing: run \
+         scripts/fetch-models.sh; or set `[guard] model_path` to the folder holding the \
+         personal-data model, or `[guard] model = false` to detect with the rules alone \
+         (names, street addresses and organisations are then not found)"
     );
 }

@@ -71,6 +71,12 @@ pub struct RequestRecord {
     pub embedding: Option<Vec<f32>>,
     /// The learned router's cheap text features of the conversation (same condition).
     pub cheap_features: Option<Vec<f32>>,
+    /// What the privacy guard redacted from the request the answering model got, by type:
+    /// `EMAIL=2,PHONE=1` (never the values).
+    pub redacted: Option<String>,
+    /// The request's messages as JSON with every value the guard found replaced by a
+    /// placeholder; only with `[store] log_text = "redacted"`, never the raw text.
+    pub text: Option<String>,
 }
 
 /// One row of the `feedback` table: a client's verdict on an answer.
@@ -116,7 +122,9 @@ CREATE TABLE IF NOT EXISTS requests (
     embedding BLOB,
     cheap_features BLOB,
     cascade TEXT,
-    chosen TEXT
+    chosen TEXT,
+    redacted TEXT,
+    text TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_created_at ON requests(created_at_ms);
 CREATE TABLE IF NOT EXISTS feedback (
@@ -147,12 +155,14 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Columns added after the first release, for logs written by an older version.
-const ADDED_COLUMNS: [(&str, &str); 5] = [
+const ADDED_COLUMNS: [(&str, &str); 7] = [
     ("scores", "TEXT"),
     ("embedding", "BLOB"),
     ("cheap_features", "BLOB"),
     ("cascade", "TEXT"),
     ("chosen", "TEXT"),
+    ("redacted", "TEXT"),
+    ("text", "TEXT"),
 ];
 
 /// f32 values as a little-endian BLOB.
@@ -311,8 +321,8 @@ fn insert(
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, created_at, created_at_ms, requested_model, model, route, status, stream,
                 prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores,
-                embedding, cheap_features, cascade, chosen)
-             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                embedding, cheap_features, cascade, chosen, redacted, text)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -335,6 +345,8 @@ fn insert(
                 r.cheap_features.as_deref().map(to_blob),
                 r.cascade,
                 r.chosen,
+                r.redacted,
+                r.text,
             ])?;
         }
         let mut stmt = tx.prepare_cached(
@@ -362,7 +374,7 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
     let mut stmt = conn.prepare(
         "SELECT id, created_at_ms, requested_model, model, route, status, stream, prompt_tokens, completion_tokens,
                 cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores, embedding, cheap_features,
-                cascade, chosen
+                cascade, chosen, redacted, text
          FROM requests ORDER BY created_at_ms, rowid",
     )?;
     let mut rows = stmt.query([])?;
@@ -392,6 +404,8 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
             cheap_features: blob(16)?,
             cascade: row.get(17)?,
             chosen: row.get(18)?,
+            redacted: row.get(19)?,
+            text: row.get(20)?,
         });
     }
     Ok(())

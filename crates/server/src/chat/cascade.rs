@@ -7,7 +7,7 @@
 //! ([`judge_prefix`]). The last rung answers with its fallbacks, streaming live.
 
 use futures::StreamExt;
-use switchyard_api::{ChatChunk, ChatRequest, ChatResponse, StreamOptions, TokenLogprob};
+use switchyard_api::{ChatChunk, ChatResponse, StreamOptions, TokenLogprob};
 use switchyard_providers::{ChunkStream, ProviderError};
 use switchyard_router::confidence::Calibration;
 use switchyard_router::logged::{Rung, Step};
@@ -17,12 +17,13 @@ use super::execute::{one_rung, Answer, Answered, Delivery, Spent, Trail};
 use super::fallbacks::not_configured;
 use crate::error::ErrorResponse;
 use crate::gateway::{Gateway, Model};
+use crate::guard::Outbound;
 
 pub async fn run<'g>(
     gw: &'g Gateway,
     ladder: &[String],
     threshold: f64,
-    req: &ChatRequest,
+    outbound: &Outbound,
     delivery: Delivery,
     trail: &mut Trail,
 ) -> Result<Answered<'g>, ErrorResponse> {
@@ -34,20 +35,26 @@ pub async fn run<'g>(
         let Some(model) = gw.models.get(name) else {
             continue;
         };
+        if !outbound.admits(model) {
+            trail.note(&format!(
+                "; {name} skipped: the guard's policy keeps the request from it"
+            ));
+            continue;
+        }
         let judge = Judge {
             model,
             calibration: &gw.calibration,
             threshold,
         };
         let kept = match gw.calibration.prefix_tokens {
-            Some(k) => judge.prefix(k, req, delivery, &mut spent, trail).await,
-            None => judge.whole(req, &mut spent, trail).await,
+            Some(k) => judge.prefix(k, outbound, delivery, &mut spent, trail).await,
+            None => judge.whole(outbound, &mut spent, trail).await,
         };
         if let Some(answered) = kept {
             return Ok(answered);
         }
     }
-    one_rung(gw, last, req, delivery, spent, trail).await
+    one_rung(gw, last, outbound, delivery, spent, trail).await
 }
 
 /// One cascade rung being judged.
@@ -101,14 +108,18 @@ impl<'g> Judge<'g> {
     /// A rung answering in full, then judged on its whole answer.
     async fn whole(
         &self,
-        req: &ChatRequest,
+        outbound: &Outbound,
         spent: &mut Spent,
         trail: &mut Trail,
     ) -> Option<Answered<'g>> {
-        let mut probe = with_logprobs(req);
-        probe.stream = None;
-        probe.stream_options = None;
-        let mut resp = match self.model.provider.complete(&probe).await {
+        let req = outbound.original();
+        let probe = outbound.map(|r| {
+            let mut probe = with_logprobs(r);
+            probe.stream = None;
+            probe.stream_options = None;
+            probe
+        });
+        let mut resp = match probe.complete(self.model).await {
             Ok(resp) => resp,
             Err(e) => {
                 self.failed(&e, 0.0, trail);
@@ -139,18 +150,22 @@ impl<'g> Judge<'g> {
     async fn prefix(
         &self,
         k: usize,
-        req: &ChatRequest,
+        outbound: &Outbound,
         delivery: Delivery,
         spent: &mut Spent,
         trail: &mut Trail,
     ) -> Option<Answered<'g>> {
-        let mut probe = with_logprobs(req);
-        probe.stream = Some(true);
-        probe.stream_options = Some(StreamOptions {
-            include_usage: true,
+        let req = outbound.original();
+        let probe = outbound.map(|r| {
+            let mut probe = with_logprobs(r);
+            probe.stream = Some(true);
+            probe.stream_options = Some(StreamOptions {
+                include_usage: true,
+            });
+            probe
         });
         let price = self.model.price;
-        let mut chunks = match self.model.provider.stream(&probe).await {
+        let mut chunks = match probe.stream(self.model).await {
             Ok(chunks) => chunks,
             Err(e) => {
                 self.failed(&e, 0.0, trail);

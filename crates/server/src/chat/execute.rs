@@ -11,6 +11,7 @@ use switchyard_router::Decision;
 use super::{cascade, fallbacks};
 use crate::error::ErrorResponse;
 use crate::gateway::{Gateway, Model};
+use crate::guard::Outbound;
 
 /// What the client asked for: one whole answer, or a stream of chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +92,30 @@ impl Trail {
     }
 }
 
+/// Every model the decision may ask: its rungs (all of a cascade's, else the first) and their
+/// fallbacks, each once, in order.
+pub fn reachable<'g>(gw: &'g Gateway, decision: &Decision) -> Vec<&'g Model> {
+    let rungs = if decision.cascade {
+        &decision.ladder[..]
+    } else {
+        &decision.ladder[..decision.ladder.len().min(1)]
+    };
+    let mut out: Vec<&Model> = Vec::new();
+    for rung in rungs {
+        for m in fallbacks::candidates(gw, rung) {
+            if !out.iter().any(|o| o.name == m.name) {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
 /// Answers the request as the decision says.
 pub async fn execute<'g>(
     gw: &'g Gateway,
     decision: &Decision,
-    req: &ChatRequest,
+    outbound: &Outbound,
     delivery: Delivery,
     trail: &mut Trail,
 ) -> Result<Answered<'g>, ErrorResponse> {
@@ -103,12 +123,12 @@ pub async fn execute<'g>(
         let threshold = decision
             .confidence_threshold
             .unwrap_or(gw.calibration.threshold);
-        cascade::run(gw, &decision.ladder, threshold, req, delivery, trail).await
+        cascade::run(gw, &decision.ladder, threshold, outbound, delivery, trail).await
     } else {
         one_rung(
             gw,
             decision.target(),
-            req,
+            outbound,
             delivery,
             Spent::nothing(),
             trail,
@@ -121,20 +141,39 @@ pub async fn execute<'g>(
 pub async fn one_rung<'g>(
     gw: &'g Gateway,
     rung: &str,
-    req: &ChatRequest,
+    outbound: &Outbound,
     delivery: Delivery,
     spent: Spent,
     trail: &mut Trail,
 ) -> Result<Answered<'g>, ErrorResponse> {
-    let candidates = fallbacks::candidates(gw, rung);
+    let mut candidates = fallbacks::candidates(gw, rung);
+    let configured = !candidates.is_empty();
+    candidates.retain(|m| {
+        let admitted = outbound.admits(m);
+        if !admitted {
+            trail.note(&format!(
+                "; {} skipped: the guard's policy keeps the request from it",
+                m.name
+            ));
+        }
+        admitted
+    });
+    if configured && candidates.is_empty() {
+        return Err(ErrorResponse(switchyard_api::ApiError::new(
+            switchyard_api::ErrorKind::InvalidRequest,
+            format!(
+                "the guard's policy keeps this request from `{rung}` and its fallbacks; send it without the personal data, or change the [guard] policy"
+            ),
+        ).with_code("personal_data_policy")));
+    }
     let answered = match delivery {
         Delivery::Whole => {
-            fallbacks::first_answer(rung, &candidates, trail, |m| m.provider.complete(req))
+            fallbacks::first_answer(rung, &candidates, trail, |m| Box::pin(outbound.complete(m)))
                 .await
                 .map(|(resp, model)| (Answer::Whole(resp), model))
         }
         Delivery::Stream => {
-            fallbacks::first_answer(rung, &candidates, trail, |m| m.provider.stream(req))
+            fallbacks::first_answer(rung, &candidates, trail, |m| Box::pin(outbound.stream(m)))
                 .await
                 .map(|(chunks, model)| (Answer::Stream(chunks), model))
         }

@@ -157,6 +157,9 @@ mod tests {
             price: crate::config::Price::default(),
             fallbacks: Vec::new(),
             owned_by: "test",
+            local: false,
+            region: None,
+            guard: Default::default(),
         }
     }
 
