@@ -140,7 +140,8 @@ pub(super) fn hex_run(text: &str, s: usize, out: &mut Vec<Finding>) -> (usize, O
     (e, None)
 }
 
-/// Six hex pairs joined by one of `:` or `-`, or three hex quads joined by `.` (Cisco).
+/// Six hex pairs joined by one of `:` or `-`, or three hex quads joined by `.` (Cisco) with
+/// at least one letter among them (twelve digits in threes are a number first).
 fn mac(r: &[u8]) -> bool {
     let hex = |x: &[u8]| x.iter().all(u8::is_ascii_hexdigit);
     match r.len() {
@@ -150,7 +151,12 @@ fn mac(r: &[u8]) -> bool {
                 && (0..6).all(|i| hex(&r[i * 3..i * 3 + 2]))
                 && (0..5).all(|i| r[i * 3 + 2] == sep)
         }
-        14 => (0..3).all(|i| hex(&r[i * 5..i * 5 + 4])) && r[4] == b'.' && r[9] == b'.',
+        14 => {
+            (0..3).all(|i| hex(&r[i * 5..i * 5 + 4]))
+                && r[4] == b'.'
+                && r[9] == b'.'
+                && r.iter().any(u8::is_ascii_alphabetic)
+        }
         _ => false,
     }
 }

@@ -43,7 +43,10 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
     if start > 0 && b[start - 1] == b'(' {
         start -= 1;
     }
-    if start > 0 && b[start - 1] == b'+' {
+    // A cluster led by `+` is an international phone number: its first groups are a country
+    // code and a number, never a card or an id ("+49 151 87689802" passes Luhn as a Visa).
+    let plus = start > 0 && b[start - 1] == b'+';
+    if plus {
         start -= 1;
     }
     // Digits glued to a word ("ORD-123456", "/users/123456789", a UUID's last group, the
@@ -55,7 +58,11 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
     if last < b.len() && (b[last] == b'@' || b[last] == b'_') {
         return;
     }
-    if last + 1 < b.len() && glue(b[last]) && b[last + 1].is_ascii_alphabetic() {
+    if last + 1 < b.len()
+        && glue(b[last])
+        && b[last + 1].is_ascii_alphabetic()
+        && !label_word(b, last + 1)
+    {
         // Only "12345678-Z", a DNI with its letter, is glued to a letter and still a value.
         if let [(s, e)] = groups {
             if e - s == 8 {
@@ -68,7 +75,7 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
     let sep_at = |j: usize| &b[groups[j].1..groups[j + 1].0];
     let mut digits = [0u8; MAX_DIGITS];
     let mut lens = [0usize; 8];
-    for a in 0..groups.len() {
+    for a in usize::from(plus)..groups.len() {
         let mut sep: Option<&[u8]> = None;
         let mut nd = 0;
         for (ng, z) in (a..groups.len()).enumerate() {
@@ -123,6 +130,25 @@ fn check(rules: &Rules, text: &str, groups: &[(usize, usize)], out: &mut Vec<Fin
             rules.phones.find(text, from, last, out);
         }
     }
+}
+
+/// Whether the letters at `at` are a word that labels the number before it ("-Office",
+/// "-Fax", "/home"): three or more letters ending the token, not the next part of an
+/// identifier ("-abcd-12", "-d276…", a DNI's one letter).
+fn label_word(b: &[u8], at: usize) -> bool {
+    let mut e = at;
+    while e < b.len() && b[e].is_ascii_alphabetic() {
+        e += 1;
+    }
+    let ends = match b.get(e) {
+        None => true,
+        Some(&c) if c.is_ascii_digit() || c == b'_' => false,
+        Some(b'-' | b'.' | b'/' | b'@' | b':') => {
+            !b.get(e + 1).is_some_and(u8::is_ascii_alphanumeric)
+        }
+        Some(_) => true,
+    };
+    e - at >= 3 && ends
 }
 
 fn shapes(text: &str, v: &Value, out: &mut Vec<Finding>) {

@@ -37,10 +37,7 @@ pub(super) fn scan(rules: &Rules, text: &str, out: &mut Vec<Finding>) {
         let len = e - s;
         if hex && s >= hex_tried && e < n {
             let next = b[e];
-            if next == b':' && len <= 4
-                || next == b'-' && len == 2
-                || next == b'.' && len == 4 && digits < 4
-            {
+            if next == b':' && len <= 4 || next == b'-' && len == 2 || next == b'.' && len == 4 {
                 let (tried, found) = network::hex_run(text, s, out);
                 hex_tried = tried;
                 if let Some(end) = found {

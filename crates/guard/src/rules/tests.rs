@@ -137,6 +137,32 @@ fn cards_of_each_network_pass_luhn_with_any_separators() {
 }
 
 #[test]
+fn a_word_after_a_dash_labels_the_number_but_hex_after_it_makes_an_identifier() {
+    let text = "+1 202 685 2589-Office,020 7096 1711-Fax";
+    assert_eq!(
+        found(text, Kind::Phone),
+        ["+1 202 685 2589", "020 7096 1711"]
+    );
+    assert!(found(
+        "id 202-685-2589-abcd-1234 and 202 685 2589-d27",
+        Kind::Phone
+    )
+    .is_empty());
+}
+
+#[test]
+fn a_number_after_a_plus_is_a_phone_number_not_a_card() {
+    // 4915187689802 passes Luhn and starts like a 13-digit Visa.
+    let text = "Tel. +49 151 87689802 / Fax 07151 895352";
+    assert!(found(text, Kind::CreditCard).is_empty());
+    assert_eq!(found(text, Kind::Phone)[0], "+49 151 87689802");
+    assert_eq!(
+        found("card 4915187689802", Kind::CreditCard),
+        ["4915187689802"]
+    );
+}
+
+#[test]
 fn a_card_with_a_bad_checksum_or_no_issuer_is_not_a_card() {
     assert!(found("card 4242 4242 4242 4241", Kind::CreditCard).is_empty());
     assert!(found("card 9242 4242 4242 4242", Kind::CreditCard).is_empty());
@@ -239,6 +265,15 @@ fn mac_addresses_in_their_three_notations() {
         assert_eq!(found(&format!("mac {mac} here"), Kind::MacAddress), [mac]);
     }
     assert!(found("00:1A:2B:3C:4D", Kind::MacAddress).is_empty());
+}
+
+#[test]
+fn a_dotted_mac_may_start_with_four_digits_but_twelve_digits_are_no_mac() {
+    for mac in ["1111.39ce.b0fc", "7182.001a.fccb", "9782.c1da.1107"] {
+        assert_eq!(found(&format!("mac {mac}."), Kind::MacAddress), [mac]);
+    }
+    assert!(found("build 2024.0511.1234 passed", Kind::MacAddress).is_empty());
+    assert!(found("on 2024.05.11 at noon", Kind::MacAddress).is_empty());
 }
 
 #[test]
