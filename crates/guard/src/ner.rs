@@ -19,6 +19,22 @@
 //!
 //! It has no organisation, credit-card, IP-address or date-of-birth labels; those come from the
 //! rules or not at all.
+//!
+//! What the model finds is then held to three rules ([`settle`]), because it tags parts of
+//! order numbers, UUIDs, versions and tracking codes as phones and ids, and every city it
+//! sees as an address:
+//!
+//! - an address must hold a street-level part (a building number, a street, a flat) and a
+//!   digit (a house number or a post code): a city, state, post code or street standing alone
+//!   names a place, not where someone lives;
+//! - a phone, id, licence, passport or bank-account number must be a whole token: a span that
+//!   starts or ends inside a longer run of letters and digits (joined by `-`, `.`, `_`, `/` or
+//!   `:`) is a piece of another identifier, and is dropped;
+//! - such a number's score is halved unless a word for its kind (`phone`, `passport`,
+//!   `licence`, `tax`, `account`, …) is among the few words before it, and lowered further
+//!   after a word such as `order`, `version` or `tracking`, as the rules' context words do.
+//!   Valid numbers of these kinds are the rules' to find (libphonenumber, checksums); the model
+//!   adds the ones only a word makes personal data.
 
 mod decode;
 
@@ -33,6 +49,7 @@ use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
 use self::decode::{Tag, Token};
+use crate::rules::context;
 use crate::{Finding, GuardError, Kind};
 
 /// The ONNX Runtime library `ort` is built against (its `api-31` feature needs at least 1.31),
@@ -56,6 +73,9 @@ pub struct Ner {
     session: Mutex<Session>,
     /// Each label's meaning, by label id: `None` for `O` and dropped labels.
     tags: Vec<Option<Tag>>,
+    /// By label id: whether it is a street-level part of an address (BUILDING_NUMBER,
+    /// STREET_NAME, SECONDARY_ADDRESS).
+    street: Vec<bool>,
     cls: i64,
     sep: i64,
 }
@@ -117,8 +137,12 @@ fn kind_of(entity: &str) -> Option<Kind> {
     })
 }
 
-/// The meaning of each label of config.json's `id2label` (`{"0": "O", "1": "B-GIVEN_NAME", …}`).
-fn read_tags(config: &Path) -> Result<Vec<Option<Tag>>, GuardError> {
+/// The entity types of an address that place it in a street, not only in a town.
+const STREET_PARTS: &[&str] = &["BUILDING_NUMBER", "STREET_NAME", "SECONDARY_ADDRESS"];
+
+/// The meaning of each label of config.json's `id2label` (`{"0": "O", "1": "B-GIVEN_NAME", …}`),
+/// and whether each is a street-level part of an address.
+fn read_tags(config: &Path) -> Result<(Vec<Option<Tag>>, Vec<bool>), GuardError> {
     #[derive(serde::Deserialize)]
     struct Config {
         id2label: HashMap<String, String>,
@@ -133,8 +157,16 @@ fn read_tags(config: &Path) -> Result<Vec<Option<Tag>>, GuardError> {
         };
         *slot = Some(label.as_str());
     }
+    let street = labels
+        .iter()
+        .map(|label| {
+            label
+                .and_then(|l| l.split_once('-'))
+                .is_some_and(|(_, entity)| STREET_PARTS.contains(&entity))
+        })
+        .collect();
     let mut parts: Vec<&str> = Vec::new();
-    labels
+    let tags = labels
         .into_iter()
         .enumerate()
         .map(|(id, label)| {
@@ -153,7 +185,8 @@ fn read_tags(config: &Path) -> Result<Vec<Option<Tag>>, GuardError> {
             });
             Ok(kind_of(entity).map(|kind| Tag { kind, part, begin }))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((tags, street))
 }
 
 /// The windows over `n` tokens: `(start, owned_start, owned_end)`, each `WINDOW` long (or `n`
@@ -199,7 +232,7 @@ impl Ner {
             _ => existing(dir.join("..").join("onnxruntime").join(ORT_LIBRARY))?,
         };
 
-        let tags = read_tags(&config)?;
+        let (tags, street) = read_tags(&config)?;
         let mut tokenizer =
             Tokenizer::from_file(&tokenizer_path).map_err(|e| corrupt(&tokenizer_path, e))?;
         tokenizer.with_padding(None);
@@ -229,6 +262,7 @@ impl Ner {
             tokenizer,
             session: Mutex::new(session),
             tags,
+            street,
             cls,
             sep,
         })
@@ -256,7 +290,18 @@ impl Ner {
         for batch in windows(tokens.len()).chunks(BATCH) {
             self.run(ids, batch, &mut probs)?;
         }
-        Ok(decode::decode(text, &tokens, &probs, &self.tags))
+        let found = decode::decode(text, &tokens, &probs, &self.tags);
+        // The tokens whose most probable label is a street-level part of an address.
+        let street: Vec<(usize, usize)> = tokens
+            .iter()
+            .enumerate()
+            .filter(|&(t, _)| {
+                let row = &probs[t * classes..(t + 1) * classes];
+                self.street.get(argmax(row)).copied().unwrap_or(false)
+            })
+            .map(|(_, token)| (token.start, token.end))
+            .collect();
+        Ok(settle(text, found, &street))
     }
 
     /// Runs the model over `windows` of `ids` (all the same length) in one batch and writes the
@@ -307,6 +352,74 @@ impl Ner {
         }
         Ok(())
     }
+}
+
+/// Holds the model's findings to the rules of the module's documentation: addresses need a
+/// street-level token (`street`: byte spans of tokens labelled as one) and a digit, and must be
+/// whole tokens as numbers of the kinds the rules validate must, which are also weighed by the
+/// words before them.
+fn settle(text: &str, found: Vec<Finding>, street: &[(usize, usize)]) -> Vec<Finding> {
+    found
+        .into_iter()
+        .filter_map(|mut f| {
+            if f.kind == Kind::Address {
+                let value = &text[f.start..f.end];
+                let placed = street.iter().any(|&(s, e)| s < f.end && f.start < e)
+                    && value.bytes().any(|c| c.is_ascii_digit())
+                    && !glued(text, f.start, f.end);
+                return placed.then_some(f);
+            }
+            let Some(words) = context_words(f.kind) else {
+                return Some(f);
+            };
+            if glued(text, f.start, f.end) {
+                return None;
+            }
+            if !context::raised(text, f.start, words) {
+                f.score *= 0.5;
+            }
+            if context::lowered(text, f.start) {
+                f.score = (f.score - 0.4).max(0.0);
+            }
+            Some(f)
+        })
+        .collect()
+}
+
+/// The words one of the model's number findings of `kind` needs before it to keep its score;
+/// `None` for the kinds it is kept as found (names, organisations, e-mails).
+fn context_words(kind: Kind) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        Kind::Phone => context::PHONE,
+        Kind::NationalId => context::NATIONAL_ID,
+        Kind::TaxId => context::TAX_ID,
+        Kind::Passport => context::PASSPORT,
+        Kind::DriversLicense => context::LICENCE,
+        Kind::Iban => context::BANK_ACCOUNT,
+        _ => return None,
+    })
+}
+
+/// Whether `text[start..end]` is a piece of a longer identifier: a letter or digit right
+/// outside it, or a joiner (`-`, `.`, `_`, `/`, `:`) with a letter or digit beyond it.
+fn glued(text: &str, start: usize, end: usize) -> bool {
+    let joiner = |c: char| matches!(c, '-' | '.' | '_' | '/' | ':');
+    let mut before = text[..start].chars().rev();
+    let mut after = text[end..].chars();
+    let outside = |first: Option<char>, second: Option<char>| match first {
+        Some(c) if c.is_alphanumeric() => true,
+        Some(c) if joiner(c) => second.is_some_and(char::is_alphanumeric),
+        _ => false,
+    };
+    let inside = text[start..end].chars().next().is_some_and(joiner)
+        || text[start..end].chars().next_back().is_some_and(joiner);
+    inside || outside(before.next(), before.next()) || outside(after.next(), after.next())
+}
+
+fn argmax(row: &[f32]) -> usize {
+    (0..row.len())
+        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+        .unwrap_or(0)
 }
 
 fn softmax(logits: &[f32], out: &mut [f32]) {
@@ -403,6 +516,113 @@ mod tests {
                 .any(|(k, s)| *k == Kind::Address && s.starts_with("17 Elm Road")),
             "{names:?}"
         );
+    }
+
+    fn model(kind: Kind, text: &str, value: &str, score: f32) -> Finding {
+        let start = text
+            .find(value)
+            .unwrap_or_else(|| panic!("{value} in {text}"));
+        Finding {
+            kind,
+            start,
+            end: start + value.len(),
+            score,
+            evidence: crate::Evidence::Model,
+        }
+    }
+
+    #[test]
+    fn a_number_cut_out_of_a_longer_identifier_is_a_piece_of_it() {
+        let text =
+            "id e5e70f03-0d00-4eaa-8296-d27672397115, order 780-5728687-5083540, v11.29.90.573";
+        for piece in [
+            "e5e70f03-0d00-4eaa-8296-",
+            "d27672397115",
+            "5728687",
+            "-5083540",
+            "29",
+        ] {
+            let f = model(Kind::NationalId, text, piece, 0.9);
+            assert!(glued(text, f.start, f.end), "{piece}");
+        }
+        for whole in [
+            "e5e70f03-0d00-4eaa-8296-d27672397115",
+            "780-5728687-5083540",
+        ] {
+            let f = model(Kind::NationalId, text, whole, 0.9);
+            assert!(!glued(text, f.start, f.end), "{whole}");
+        }
+        let text = "Call (212) 555-0134, or #123456789.";
+        for whole in ["212) 555-0134", "123456789"] {
+            let f = model(Kind::Phone, text, whole, 0.9);
+            assert!(!glued(text, f.start, f.end), "{whole}");
+        }
+    }
+
+    #[test]
+    fn the_models_numbers_keep_their_score_only_after_a_word_for_their_kind() {
+        let text =
+            "My passport number is 8842 1290 1. Shipment 5456 1765 3237 is late. Order 4411 2299.";
+        let settled = settle(
+            text,
+            vec![
+                model(Kind::Passport, text, "8842 1290 1", 0.9),
+                model(Kind::Phone, text, "5456 1765 3237", 0.95),
+                model(Kind::Phone, text, "4411 2299", 0.95),
+            ],
+            &[],
+        );
+        let scores: Vec<f32> = settled.iter().map(|f| f.score).collect();
+        assert!((scores[0] - 0.9).abs() < 1e-6, "{scores:?}");
+        assert!((scores[1] - 0.475).abs() < 1e-6, "{scores:?}");
+        assert!(
+            scores[2] < 0.1,
+            "halved and lowered by the order word: {scores:?}"
+        );
+    }
+
+    #[test]
+    fn an_address_needs_a_street_level_part_and_names_are_kept_as_found() {
+        let text = "Jo Lee lives at 42 Baker Street, London; she was in Oslo.";
+        let address = model(Kind::Address, text, "42 Baker Street, London", 0.9);
+        let city = model(Kind::Address, text, "Oslo", 0.9);
+        let person = model(Kind::Person, text, "Jo Lee", 0.9);
+        // The tokens "42" and "Baker" were labelled as a building number and a street.
+        let street = [
+            (address.start, address.start + 2),
+            (address.start + 3, address.start + 8),
+        ];
+        let settled = settle(text, vec![person.clone(), address.clone(), city], &street);
+        assert_eq!(settled, vec![person, address]);
+        // A street without a number, and a number cut out of a date.
+        let text = "Meet at the corner of Elm St. and Oak St. on 1969-03-31.";
+        let street_alone = model(Kind::Address, text, "Elm St.", 0.9);
+        let day = model(Kind::Address, text, "31", 0.9);
+        let street = [(street_alone.start, street_alone.end), (day.start, day.end)];
+        assert!(settle(text, vec![street_alone, day], &street).is_empty());
+    }
+
+    #[test]
+    fn no_ids_or_phones_in_order_numbers_uuids_versions_and_tracking_codes() {
+        for text in [
+            "Order 780-5728687-5083540 was refunded on Tuesday.",
+            "Fixed in 11.29.90.573, see the changelog.",
+            "Your order #123456789 has shipped.",
+            "Request id e5e70f03-0d00-4eaa-8296-d27672397115 timed out.",
+            "The session 6d9b050d-4eb0-44d4-9f67-de5965a51de8 expired.",
+            "Track it with 9400 7359 2494 0305 1453 04",
+            "Shipment 5456 1765 3237 is out for delivery.",
+            "Track it with JD224406873789416893",
+        ] {
+            let findings = ner().find(text).unwrap_or_else(|e| panic!("{e}"));
+            let kept: Vec<_> = found(text, &findings)
+                .into_iter()
+                .zip(&findings)
+                .filter(|(_, f)| f.score >= 0.5)
+                .map(|(k, _)| k)
+                .collect();
+            assert!(kept.is_empty(), "{text}: {kept:?}");
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ const LOWERING: &[&str] = &[
     "§",
 ];
 
-pub(super) const CARD: &[&str] = &[
+pub(crate) const CARD: &[&str] = &[
     "card",
     "credit",
     "debit",
@@ -50,9 +50,9 @@ pub(super) const CARD: &[&str] = &[
     "carte",
     "tarjeta",
 ];
-pub(super) const SSN: &[&str] = &["ssn", "social security", "social sec", "ss#", "ss no"];
-pub(super) const ITIN: &[&str] = &["itin", "taxpayer", "tax id", "tin"];
-pub(super) const EIN: &[&str] = &[
+pub(crate) const SSN: &[&str] = &["ssn", "social security", "social sec", "ss#", "ss no"];
+pub(crate) const ITIN: &[&str] = &["itin", "taxpayer", "tax id", "tin"];
+pub(crate) const EIN: &[&str] = &[
     "ein",
     "fein",
     "employer identification",
@@ -60,9 +60,9 @@ pub(super) const EIN: &[&str] = &[
     "tax id",
     "federal tax",
 ];
-pub(super) const AADHAAR: &[&str] = &["aadhaar", "aadhar", "uidai", "uid"];
-pub(super) const STEUER_ID: &[&str] = &["steuer", "idnr", "identifikationsnummer", "tax id", "tin"];
-pub(super) const NIR: &[&str] = &[
+pub(crate) const AADHAAR: &[&str] = &["aadhaar", "aadhar", "uidai", "uid"];
+pub(crate) const STEUER_ID: &[&str] = &["steuer", "idnr", "identifikationsnummer", "tax id", "tin"];
+pub(crate) const NIR: &[&str] = &[
     "nir",
     "insee",
     "sécurité sociale",
@@ -71,11 +71,11 @@ pub(super) const NIR: &[&str] = &[
     "secu",
     "social security",
 ];
-pub(super) const NINO: &[&str] = &["national insurance", "nino", "ni number", "ni no"];
-pub(super) const DNI: &[&str] = &["dni", "nie", "nif", "documento", "identidad"];
-pub(super) const PAN: &[&str] = &["pan", "permanent account", "income tax"];
-pub(super) const IP: &[&str] = &["ip", "address", "host", "server", "client", "addr"];
-pub(super) const PHONE: &[&str] = &[
+pub(crate) const NINO: &[&str] = &["national insurance", "nino", "ni number", "ni no"];
+pub(crate) const DNI: &[&str] = &["dni", "nie", "nif", "documento", "identidad"];
+pub(crate) const PAN: &[&str] = &["pan", "permanent account", "income tax"];
+pub(crate) const IP: &[&str] = &["ip", "address", "host", "server", "client", "addr"];
+pub(crate) const PHONE: &[&str] = &[
     "phone",
     "tel",
     "telephone",
@@ -96,6 +96,90 @@ pub(super) const PHONE: &[&str] = &[
     "móvil",
     "movil",
 ];
+
+/// Words before a national identity number, beyond each country's own ones above (none that
+/// is a common word in another language: not "sin", "nie" or "ein").
+pub(crate) const NATIONAL_ID: &[&str] = &[
+    "national id",
+    "national identity",
+    "national insurance",
+    "id number",
+    "id no",
+    "id card",
+    "identity",
+    "identification",
+    "nino",
+    "ni number",
+    "ssn",
+    "social security",
+    "social insurance",
+    "nir",
+    "insee",
+    "dni",
+    "nif",
+    "documento",
+    "identidad",
+    "codice fiscale",
+    "aadhaar",
+    "aadhar",
+    "personalausweis",
+    "ausweis",
+];
+pub(crate) const TAX_ID: &[&str] = &[
+    "tax",
+    "itin",
+    "fein",
+    "tin",
+    "taxpayer",
+    "employer identification",
+    "steuer",
+    "idnr",
+    "pan",
+    "vat",
+    "utr",
+];
+pub(crate) const PASSPORT: &[&str] = &[
+    "passport",
+    "passeport",
+    "reisepass",
+    "pasaporte",
+    "passaporto",
+];
+pub(crate) const LICENCE: &[&str] = &[
+    "driver",
+    "driving",
+    "licence",
+    "license",
+    "dl",
+    "führerschein",
+    "permis",
+    "carnet",
+];
+pub(crate) const BANK_ACCOUNT: &[&str] = &[
+    "account",
+    "acct",
+    "iban",
+    "bank",
+    "routing",
+    "sort code",
+    "konto",
+    "compte",
+    "cuenta",
+    "conto",
+];
+
+/// Whether one of `words` is among the few words before `start`.
+pub(crate) fn raised(text: &str, start: usize, words: &[&str]) -> bool {
+    let window = window(text, start);
+    words.iter().any(|w| has_word(&window, w))
+}
+
+/// Whether a word that makes a number something other than personal data (an order, a
+/// version, a tracking code) is among the few words before `start`.
+pub(crate) fn lowered(text: &str, start: usize) -> bool {
+    let window = window(text, start);
+    LOWERING.iter().any(|w| has_word(&window, w))
+}
 
 /// `base` after the words before `start`: raised when one of `raising` is there, lowered
 /// when `lowerable` and a lowering word is.
@@ -176,6 +260,15 @@ mod tests {
         let text = "ssn one two three four five six seven 123";
         let start = text.len() - 3;
         assert!((score(text, start, 0.3, SSN, true) - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn raising_and_lowering_words_are_told_apart() {
+        let text = "my passport is X1234567 and the order number 123456";
+        assert!(raised(text, 15, PASSPORT));
+        assert!(!raised(text, 15, LICENCE));
+        assert!(!lowered(text, 15));
+        assert!(lowered(text, text.len() - 6));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 mod anchors;
 pub(crate) mod checksum;
-mod context;
+pub(crate) mod context;
 mod network;
 mod numbers;
 mod phone;
