@@ -2,6 +2,7 @@
 
 mod calibrate;
 mod chat;
+mod guard;
 mod offline;
 
 use std::net::SocketAddr;
@@ -48,6 +49,8 @@ enum Command {
     Eval(offline::EvalArgs),
     /// Fit the cascade's confidence calibration: run a local model over labelled questions.
     Calibrate(calibrate::Args),
+    /// The privacy guard: scan a text for personal data, or evaluate the detector.
+    Guard(guard::Args),
 }
 
 const EXAMPLE: &str = include_str!("switchyard.example.toml");
@@ -167,6 +170,7 @@ async fn main() -> Result<()> {
         Command::Train(args) => offline::train(args),
         Command::Eval(args) => offline::eval(args),
         Command::Calibrate(args) => calibrate::run(args).await,
+        Command::Guard(args) => guard::run(args),
     }
 }
 
