@@ -182,6 +182,8 @@ enum Slot {
     MacAddress,
     DateOfBirth,
     DateTime,
+    /// A `{{date_of_birth}}` with no birth word before it: a plain date.
+    UnmarkedBirthDate,
     Url,
     UrlCredentials,
     DriversLicense,
@@ -304,9 +306,19 @@ impl Template {
                 break;
             };
             let name = &rest[open + 2..close];
-            let slot = Slot::from_name(name).ok_or_else(|| {
+            let mut slot = Slot::from_name(name).ok_or_else(|| {
                 GuardError::Setup(format!("template slot {{{{{name}}}}} is unknown: {line}"))
             })?;
+            // A date is a date of birth only when the text before it says so ("It's like that
+            // since {{date_of_birth}}" holds a plain date).
+            let before = line[..line.len() - rest.len() + open].to_lowercase();
+            if slot == Slot::DateOfBirth
+                && !["born", "birth", "dob", "d.o.b", "naissance"]
+                    .iter()
+                    .any(|w| before.contains(w))
+            {
+                slot = Slot::UnmarkedBirthDate;
+            }
             if open > 0 {
                 pieces.push(Piece::Text(rest[..open].to_string()));
             }
@@ -574,6 +586,7 @@ impl Corpus {
                 date(self.person(rng).birthday, rng),
                 Label::Kind(Kind::DateOfBirth),
             ),
+            Slot::UnmarkedBirthDate => (date(self.person(rng).birthday, rng), Label::None),
             Slot::DateTime => {
                 let d = (
                     1 + rng.below(12) as u32,
@@ -1063,10 +1076,16 @@ fn ssn(rng: &mut Rng) -> String {
     }
 }
 
+/// A unicast address outside loopback (127/8 names this machine, not a person's, and the
+/// detector leaves it alone).
 fn ipv4(rng: &mut Rng) -> String {
+    let first = match 1 + rng.below(222) {
+        127 => 223,
+        n => n,
+    };
     format!(
         "{}.{}.{}.{}",
-        1 + rng.below(223),
+        first,
         rng.below(256),
         rng.below(256),
         1 + rng.below(254)

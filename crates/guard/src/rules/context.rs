@@ -195,10 +195,12 @@ pub(super) fn score(text: &str, start: usize, base: f32, raising: &[&str], lower
     score.clamp(0.0, 1.0)
 }
 
-/// The last few words before `start`, lower-cased.
+/// The last few words before `start` in its sentence, lower-cased: a word in the sentence
+/// before ("…the order failed. Whitelist 10.1.2.3") says nothing about this value.
 fn window(text: &str, start: usize) -> String {
     let from = floor_boundary(text, start.saturating_sub(WINDOW_BYTES));
-    let before = text.get(from..start).unwrap_or("").to_lowercase();
+    let raw = text.get(from..start).unwrap_or("");
+    let before = raw[sentence_start(raw)..].to_lowercase();
     let mut words = 0;
     let mut in_word = false;
     let mut cut = 0;
@@ -217,6 +219,24 @@ fn window(text: &str, start: usize) -> String {
         }
     }
     before[cut..].to_string()
+}
+
+/// Where the last sentence of `text` starts: after a `.`, `!` or `?` followed by white space and
+/// a capital letter ("Tel. +44…" and "SSN no. 123…" go on, their context words counting).
+fn sentence_start(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !matches!(b, b'.' | b'!' | b'?') {
+            continue;
+        }
+        let rest = &text[i + 1..];
+        let trimmed = rest.trim_start();
+        if trimmed.len() < rest.len() && trimmed.chars().next().is_some_and(char::is_uppercase) {
+            start = i + 1;
+        }
+    }
+    start
 }
 
 /// Whether `word` starts a word of `window`; a short word (under 5 bytes: "ssn", "tel")
@@ -253,6 +273,16 @@ mod tests {
         let text = "Order number 4242424242424242";
         assert!((score(text, 13, 0.8, CARD, true) - 0.4).abs() < 1e-6);
         assert!((score(text, 13, 0.8, CARD, false) - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn words_of_the_sentence_before_do_not_count() {
+        let text = "I paid but the order failed. Whitelist 153.153.146.212 now";
+        assert!((score(text, 39, 0.85, &[], true) - 0.85).abs() < 1e-6);
+        let text = "SSN no. 123456789";
+        assert!((score(text, 8, 0.3, SSN, true) - 0.65).abs() < 1e-6);
+        let text = "Order no. 4242424242424242";
+        assert!((score(text, 10, 0.8, CARD, true) - 0.4).abs() < 1e-6);
     }
 
     #[test]
