@@ -211,21 +211,34 @@ mod tests {
         }
     }
 
-    async fn relay(
+    /// A relay over `items` after earlier rungs spent `spent_usd`, at 1 and 2 USD per prompt
+    /// and completion token, and the slot it writes the outcome to.
+    fn relay_of(
         items: Vec<Result<ChatChunk, ProviderError>>,
+        spent_usd: f64,
         include_usage: bool,
-    ) -> (String, crate::record::Outcome) {
+    ) -> (Relay, OutcomeSlot) {
         let slot = OutcomeSlot::default();
         let spent = Spent {
             since: Instant::now(),
-            cost_usd: 0.5,
+            cost_usd: spent_usd,
         };
         let price = Price {
             input: 1e6,
             output: 2e6,
         };
         let chunks: ChunkStream = Box::pin(futures::stream::iter(items));
-        let body: Vec<Bytes> = Relay::new(chunks, slot.clone(), price, spent, include_usage)
+        let relay = Relay::new(chunks, slot.clone(), price, spent, include_usage);
+        (relay, slot)
+    }
+
+    /// The whole SSE body a relay sends and the outcome it leaves.
+    async fn relay(
+        items: Vec<Result<ChatChunk, ProviderError>>,
+        include_usage: bool,
+    ) -> (String, crate::record::Outcome) {
+        let (relay, slot) = relay_of(items, 0.5, include_usage);
+        let body: Vec<Bytes> = relay
             .into_sse()
             .map(|b| b.unwrap_or_default())
             .collect()
@@ -279,41 +292,23 @@ mod tests {
 
     #[test]
     fn a_relay_dropped_before_the_end_is_a_client_disconnect() {
-        let slot = OutcomeSlot::default();
-        let spent = Spent {
-            since: Instant::now(),
-            cost_usd: 0.0,
-        };
-        drop(Relay::new(
-            Box::pin(futures::stream::empty()),
-            slot.clone(),
-            Price::default(),
-            spent,
-            false,
-        ));
+        let (relay, slot) = relay_of(Vec::new(), 0.0, false);
+        drop(relay);
         assert_eq!(slot.lock().failed_status, Some(499));
     }
 
     #[tokio::test]
     async fn a_client_that_leaves_mid_stream_is_billed_for_the_tokens_it_was_sent() {
-        let slot = OutcomeSlot::default();
-        let spent = Spent {
-            since: Instant::now(),
-            cost_usd: 0.0,
-        };
-        let price = Price {
-            input: 1e6,
-            output: 2e6,
-        };
         // A local stream: its usage would come only after the last token.
-        let chunks: ChunkStream = Box::pin(futures::stream::iter(vec![
+        let items = vec![
             Ok(chunk("")),
             Ok(chunk("Hel")),
             Ok(chunk("lo")),
             Ok(chunk(" there")),
             Ok(ChatChunk::usage("s", 1, "m", usage())),
-        ]));
-        let sse = Relay::new(chunks, slot.clone(), price, spent, false).into_sse();
+        ];
+        let (relay, slot) = relay_of(items, 0.0, false);
+        let sse = relay.into_sse();
         let got: Vec<_> = sse.take(3).collect().await;
         assert_eq!(got.len(), 3);
         let o = slot.lock().clone();
