@@ -198,13 +198,14 @@ async fn leak_test(provider: &str) {
         }
     }
     let sent = received(&p.guarded_mock);
-    let leaked: Vec<&String> = values
+    let leaked: Vec<(&String, Vec<&String>)> = values
         .iter()
         .filter(|v| sent.contains(v.as_str()))
+        .map(|v| (v, texts.iter().filter(|t| t.contains(v.as_str())).collect()))
         .collect();
     assert!(
         leaked.is_empty(),
-        "{provider}: reached the upstream: {leaked:?}"
+        "{provider}: reached the upstream (value, in): {leaked:?}"
     );
     assert!(
         sent.contains("<EMAIL_1>"),
