@@ -163,6 +163,7 @@ fn main() -> Result<()> {
         prompt.len(),
         args.runs
     );
+    let encoder_p50 = encoder_reference(&prompt, args.runs)?;
 
     if !args.no_gateway {
         let added = gateway(&args, &prompt)?;
@@ -178,10 +179,48 @@ fn main() -> Result<()> {
         serde_json::json!({
             "rules_detect_mb_s": scan_mbs, "rules_redact_mb_s": redact_mbs,
             "rules_both_mb_s": both_mbs, "classifier_p50_ms": ner_p50,
-            "classifier_p99_ms": ner_p99,
+            "classifier_p99_ms": ner_p99, "int8_encoder_p50_ms": encoder_p50,
         })
     );
     floors.finish()
+}
+
+/// The other route issue 10 names for the classifier: the project's own int8 MiniLM encoder
+/// (the embedder, the same shape: 6 layers, 384 wide) over the same prompt, cut in two halves
+/// of at most 256 word pieces as the classifier's windows are. Without the classifier's head,
+/// so a lower bound on that route's cost. Returns the p50 in ms.
+fn encoder_reference(prompt: &str, runs: usize) -> Result<f64> {
+    let Ok(dir) = switchyard_models::find("all-MiniLM-L6-v2") else {
+        println!("int8 encoder reference: all-MiniLM-L6-v2 not fetched, skipped");
+        return Ok(f64::NAN);
+    };
+    let embedder = switchyard_embed::Embedder::load(&dir)?;
+    let mut cut = prompt.len() / 2;
+    while !prompt.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let halves = [&prompt[..cut], &prompt[cut..]];
+    for _ in 0..5 {
+        embedder.embed(&halves)?;
+    }
+    let mut p50s = Vec::new();
+    for _ in 0..runs {
+        let mut times: Vec<f64> = (0..60)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(embedder.embed(&halves).ok());
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        p50s.push(percentile(&times, 0.5));
+    }
+    let p50 = median(p50s);
+    println!(
+        "reference: the int8 MiniLM encoder ({:?}) on the same prompt in two halves: p50 {p50:.2} ms",
+        embedder.precision()
+    );
+    Ok(p50)
 }
 
 /// Two gateways in front of one mock: the guard off, and the rules on (no classifier).
