@@ -13,7 +13,12 @@ pub mod synth;
 pub mod vault;
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use sha2::{Digest, Sha256};
 
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +174,9 @@ pub struct DetectorConfig {
     pub ner: Option<PathBuf>,
     /// Findings scoring below this are dropped.
     pub min_score: f32,
+    /// How many texts' model findings to remember: a conversation resends its earlier turns
+    /// and its system prompt with every request, and the model is the costly part.
+    pub remember: usize,
 }
 
 impl Default for DetectorConfig {
@@ -177,6 +185,7 @@ impl Default for DetectorConfig {
             regions: vec!["US".into(), "GB".into()],
             ner: None,
             min_score: 0.5,
+            remember: 4096,
         }
     }
 }
@@ -186,16 +195,22 @@ pub struct Detector {
     rules: rules::Rules,
     ner: Option<ner::Ner>,
     min_score: f32,
+    /// The model's findings by the text's sha256.
+    remembered: Option<Mutex<LruCache<[u8; 32], Arc<Vec<Finding>>>>>,
 }
 
 impl Detector {
     pub fn new(config: &DetectorConfig) -> Result<Detector, GuardError> {
         let rules = rules::Rules::new(&config.regions)?;
         let ner = config.ner.as_deref().map(ner::Ner::load).transpose()?;
+        let remembered = NonZeroUsize::new(config.remember)
+            .filter(|_| ner.is_some())
+            .map(|n| Mutex::new(LruCache::new(n)));
         Ok(Detector {
             rules,
             ner,
             min_score: config.min_score,
+            remembered,
         })
     }
 
@@ -208,10 +223,35 @@ impl Detector {
     pub fn scan(&self, text: &str) -> Result<Vec<Finding>, GuardError> {
         let mut found = self.rules.find(text);
         if let Some(ner) = &self.ner {
-            found.extend(ner.find(text)?);
+            found.extend(self.model_findings(ner, text)?.iter().cloned());
         }
         found.retain(|f| f.score >= self.min_score && f.start < f.end);
         Ok(resolve(found))
+    }
+}
+
+impl Detector {
+    /// The model's findings in `text`, remembered by its hash.
+    fn model_findings(&self, ner: &ner::Ner, text: &str) -> Result<Arc<Vec<Finding>>, GuardError> {
+        let Some(remembered) = &self.remembered else {
+            return Ok(Arc::new(ner.find(text)?));
+        };
+        let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        // A panic elsewhere cannot leave the cache half-written: keep using it.
+        let seen = remembered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(found) = seen {
+            return Ok(found);
+        }
+        let found = Arc::new(ner.find(text)?);
+        remembered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(key, found.clone());
+        Ok(found)
     }
 }
 
@@ -242,4 +282,40 @@ pub enum GuardError {
     Setup(String),
     #[error("the personal-data model failed on a text: {0}")]
     Model(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_model(remember: usize) -> Detector {
+        let dir = switchyard_models::find("rampart").unwrap_or_else(|e| panic!("{e}"));
+        Detector::new(&DetectorConfig {
+            ner: Some(dir),
+            remember,
+            ..DetectorConfig::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn remembered(d: &Detector) -> usize {
+        d.remembered
+            .as_ref()
+            .map_or(0, |m| m.lock().map_or(0, |c| c.len()))
+    }
+
+    #[test]
+    fn a_text_seen_before_gets_the_models_findings_it_got_then() {
+        let d = with_model(2);
+        let text = "Margaret Thompson wrote to jane@example.com.";
+        let first = d.scan(text).unwrap();
+        assert!(first.iter().any(|f| f.kind == Kind::Person), "{first:?}");
+        assert_eq!(d.scan(text).unwrap(), first);
+        assert_eq!(remembered(&d), 1);
+        for other in ["Ask Peter Jones.", "Ask Mary Smith.", "Ask Tom Brown."] {
+            d.scan(other).unwrap();
+        }
+        assert_eq!(remembered(&d), 2, "only the most recent texts are kept");
+        assert_eq!(remembered(&with_model(0)), 0);
+    }
 }

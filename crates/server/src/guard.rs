@@ -52,6 +52,7 @@ impl Guard {
             regions: g.phone_regions.clone(),
             ner: ner.clone(),
             min_score: g.min_score,
+            ..DetectorConfig::default()
         })
         .map_err(|e| BuildError::Guard(model_error(e, ner.is_some())))?;
         Ok(Some(Guard {

@@ -115,6 +115,8 @@ fn detector(args: &DetectorArgs, default_regions: &[&str]) -> Result<Detector> {
             .unwrap_or_else(|| default_regions.iter().map(|r| r.to_string()).collect()),
         ner,
         min_score: args.min_score,
+        // Every text is scanned once: timings must not count remembered ones.
+        remember: 0,
     };
     Detector::new(&config).context(if args.no_model {
         "cannot build the privacy guard's rules"

@@ -138,6 +138,8 @@ fn main() -> Result<()> {
     let ner_dir = switchyard_models::find("rampart")?;
     let ner = Detector::new(&DetectorConfig {
         ner: Some(ner_dir),
+        // The same prompt again and again: measure the model, not the memory of its findings.
+        remember: 0,
         ..DetectorConfig::default()
     })?;
     for _ in 0..5 {
