@@ -195,9 +195,11 @@ pub struct Detector {
     rules: rules::Rules,
     ner: Option<ner::Ner>,
     min_score: f32,
-    /// The model's findings by the text's sha256.
-    remembered: Option<Mutex<LruCache<[u8; 32], Arc<Vec<Finding>>>>>,
+    remembered: Option<Remembered>,
 }
+
+/// The model's findings by the text's sha256.
+type Remembered = Mutex<LruCache<[u8; 32], Arc<Vec<Finding>>>>;
 
 impl Detector {
     pub fn new(config: &DetectorConfig) -> Result<Detector, GuardError> {
