@@ -2,7 +2,9 @@
 //! logging on), at a fixed request rate, alternating in the same run; p50/p99 of both and the
 //! difference, each latency from the request's scheduled send time (open loop, corrected for
 //! coordinated omission). Checks issue 2's floor: p99 overhead at most 1 ms at 1,000 requests/s,
-//! zero errors, every request logged. Build first: `cargo build --release --bins`.
+//! zero errors, every request logged. The privacy guard runs its rules; its classifier, whose
+//! cost the `guard` benchmark measures on its own, is off. Build first: `cargo build --release
+//! --bins`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -38,7 +40,7 @@ fn main() -> Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[store]\npath = {:?}\n[models.mock]\nprovider = \"openai\"\nbase_url = \"{mock_base}\"\nprice = {{ input = 1.0, output = 2.0 }}\n",
+            "[store]\npath = {:?}\n[guard]\nmodel = false\n[models.mock]\nprovider = \"openai\"\nbase_url = \"{mock_base}\"\nprice = {{ input = 1.0, output = 2.0 }}\n",
             db.display().to_string()
         ),
     )?;
