@@ -21,6 +21,7 @@ use crate::gateway::{BuildError, Model};
 /// The guard as configured: the detector and the policy.
 pub struct Guard {
     detector: Arc<Detector>,
+    max_model_bytes: usize,
     policy: BTreeMap<Kind, Action>,
     keep_in_region: BTreeMap<Kind, String>,
     routes: BTreeMap<String, RouteGuard>,
@@ -57,6 +58,7 @@ impl Guard {
         .map_err(|e| BuildError::Guard(model_error(e, ner.is_some())))?;
         Ok(Some(Guard {
             detector: Arc::new(detector),
+            max_model_bytes: g.max_model_bytes,
             policy: g.policy.clone(),
             keep_in_region: g.keep_in_region.clone(),
             routes: g.routes.clone(),
@@ -66,6 +68,17 @@ impl Guard {
     /// What the request holds; the classifier runs off the async workers.
     pub async fn screen(&self, req: &ChatRequest) -> Result<Screening, ApiError> {
         let screened = if self.detector.has_model() {
+            let mut bytes = 0;
+            switchyard_guard::screen::each_text(req, |t| bytes += t.len());
+            if bytes > self.max_model_bytes {
+                return Err(ApiError::new(
+                    ErrorKind::PayloadTooLarge,
+                    format!(
+                        "the request's text is {bytes} bytes, more than the privacy guard's classifier reads ([guard] max_model_bytes = {}); send less text, or raise the limit",
+                        self.max_model_bytes
+                    ),
+                ));
+            }
             let detector = self.detector.clone();
             let req = req.clone();
             tokio::task::spawn_blocking(move || Screening::of(&detector, &req))

@@ -511,3 +511,20 @@ async fn the_guard_can_be_turned_off() {
     assert!(resp.headers().get("x-switchyard-redacted").is_none());
     assert!(received(&mock).contains(EMAIL));
 }
+
+#[tokio::test]
+async fn a_request_longer_than_the_classifier_reads_is_refused_not_sent() {
+    let mock = mock_upstream().await;
+    let gw = start(&format!(
+        "[guard]\nmax_model_bytes = 1000\n{}",
+        upstream("cloud", "openai", &mock.base_url(), "mock")
+    ))
+    .await;
+    let resp = gw.chat(ask("cloud", &"Call Margaret. ".repeat(100))).await;
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_model_bytes = 1000"), "{message}");
+    assert_eq!(mock.requests(), 0);
+    assert_eq!(gw.chat(ask("cloud", "Call Margaret.")).await.status(), 200);
+}
