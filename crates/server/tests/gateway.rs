@@ -411,15 +411,7 @@ async fn models_health_and_metrics_endpoints() {
         "ok"
     );
     assert_eq!(gw.chat(question("large")).await.status(), 200);
-    let metrics = gw
-        .client
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     for needle in [
         "switchyard_requests_total{model=\"large\",route=\"explicit\",status=\"200\"} 1",
         "switchyard_request_duration_seconds_count{model=\"large\"} 1",

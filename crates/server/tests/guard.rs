@@ -17,6 +17,18 @@ async fn mock_upstream() -> MockHandle {
     switchyard_mock::spawn(MockConfig::default()).await.unwrap()
 }
 
+/// A gateway with `config` before one upstream model, `cloud`, at a fresh mock answering as
+/// `behaviour`.
+async fn cloud(config: &str, behaviour: &str) -> (MockHandle, Running) {
+    let mock = mock_upstream().await;
+    let gw = start(&format!(
+        "{config}{}",
+        upstream("cloud", "openai", &mock.base_url(), behaviour)
+    ))
+    .await;
+    (mock, gw)
+}
+
 fn ask(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
@@ -228,8 +240,7 @@ async fn no_personal_data_reaches_an_anthropic_upstream_and_the_client_gets_the_
 
 #[tokio::test]
 async fn names_and_addresses_are_redacted_by_the_model() {
-    let mock = mock_upstream().await;
-    let gw = start(&upstream("cloud", "openai", &mock.base_url(), "echo")).await;
+    let (mock, gw) = cloud("", "echo").await;
     let text = "Please send the contract to Margaret Thompson at 42 Harrow Lane, Leeds.";
     let resp = gw.chat(ask("cloud", text)).await;
     let redacted = resp.headers()["x-switchyard-redacted"]
@@ -249,21 +260,12 @@ async fn names_and_addresses_are_redacted_by_the_model() {
 
 #[tokio::test]
 async fn the_response_says_what_was_redacted_by_type_and_the_metrics_count_it() {
-    let mock = mock_upstream().await;
-    let mut gw = start(&upstream("cloud", "openai", &mock.base_url(), "mock")).await;
+    let (_mock, mut gw) = cloud("", "mock").await;
     let text = format!("Mail {EMAIL} or jane@example.com, call {PHONE}; {EMAIL} again.");
     let resp = gw.chat(ask("cloud", &text)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-switchyard-redacted"], "EMAIL=2,PHONE=1");
-    let metrics = gw
-        .client
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("switchyard_guard_redactions_total{type=\"EMAIL\"} 2"),
         "{metrics}"
@@ -280,12 +282,7 @@ async fn the_response_says_what_was_redacted_by_type_and_the_metrics_count_it() 
 
 #[tokio::test]
 async fn a_blocked_type_is_refused_with_its_name_and_never_its_value() {
-    let mock = mock_upstream().await;
-    let mut gw = start(&format!(
-        "[guard.policy]\niban = \"block\"\n{}",
-        upstream("cloud", "openai", &mock.base_url(), "mock")
-    ))
-    .await;
+    let (mock, mut gw) = cloud("[guard.policy]\niban = \"block\"\n", "mock").await;
     let resp = gw
         .chat(ask("cloud", &format!("Pay into {IBAN} today")))
         .await;
@@ -298,15 +295,7 @@ async fn a_blocked_type_is_refused_with_its_name_and_never_its_value() {
     assert_eq!(mock.requests(), 0, "nothing was sent");
     // Other types are still redacted and sent.
     assert_eq!(gw.chat(ask("cloud", EMAIL)).await.status(), 200);
-    let metrics = gw
-        .client
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("switchyard_guard_blocked_requests_total{type=\"IBAN\"} 1"));
     let rows = gw.rows().await;
     assert_eq!(rows[0].status, 400);
@@ -315,12 +304,7 @@ async fn a_blocked_type_is_refused_with_its_name_and_never_its_value() {
 
 #[tokio::test]
 async fn allowed_types_are_sent_as_written() {
-    let mock = mock_upstream().await;
-    let gw = start(&format!(
-        "[guard.policy]\nemail = \"allow\"\n{}",
-        upstream("cloud", "openai", &mock.base_url(), "mock")
-    ))
-    .await;
+    let (mock, gw) = cloud("[guard.policy]\nemail = \"allow\"\n", "mock").await;
     let resp = gw.chat(ask("cloud", &format!("{EMAIL}, {PHONE}"))).await;
     assert_eq!(resp.headers()["x-switchyard-redacted"], "PHONE=1");
     let sent = received(&mock);
@@ -501,12 +485,7 @@ async fn the_log_holds_no_raw_values_and_keeps_redacted_text_only_when_asked() {
 
 #[tokio::test]
 async fn the_guard_can_be_turned_off() {
-    let mock = mock_upstream().await;
-    let gw = start(&format!(
-        "[guard]\nenabled = false\n{}",
-        upstream("cloud", "openai", &mock.base_url(), "mock")
-    ))
-    .await;
+    let (mock, gw) = cloud("[guard]\nenabled = false\n", "mock").await;
     let resp = gw.chat(ask("cloud", EMAIL)).await;
     assert!(resp.headers().get("x-switchyard-redacted").is_none());
     assert!(received(&mock).contains(EMAIL));
@@ -514,12 +493,7 @@ async fn the_guard_can_be_turned_off() {
 
 #[tokio::test]
 async fn a_request_longer_than_the_classifier_reads_is_refused_not_sent() {
-    let mock = mock_upstream().await;
-    let gw = start(&format!(
-        "[guard]\nmax_model_bytes = 1000\n{}",
-        upstream("cloud", "openai", &mock.base_url(), "mock")
-    ))
-    .await;
+    let (mock, gw) = cloud("[guard]\nmax_model_bytes = 1000\n", "mock").await;
     let resp = gw.chat(ask("cloud", &"Call Margaret. ".repeat(100))).await;
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.unwrap();

@@ -71,6 +71,18 @@ impl Running {
             .unwrap()
     }
 
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Stops the gateway the way SIGTERM does and waits for the request log to be flushed.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
