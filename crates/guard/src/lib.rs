@@ -227,8 +227,47 @@ impl Detector {
         if let Some(ner) = &self.ner {
             found.extend(self.model_findings(ner, text)?.iter().cloned());
         }
+        trim_around_organizations(text, &mut found);
         found.retain(|f| f.score >= self.min_score && f.start < f.end);
         Ok(resolve(found))
+    }
+}
+
+/// A model finding (a name, an address) that runs into an organisation name the rules found
+/// keeps its longer part outside the name, trimmed of spaces and punctuation, instead of losing
+/// the overlap whole to the pattern ("Acme Inc.\n\n12 High St" stays an address after the
+/// name; a model "person" inside the name is dropped).
+fn trim_around_organizations(text: &str, found: &mut [Finding]) {
+    let orgs: Vec<(usize, usize)> = found
+        .iter()
+        .filter(|f| f.kind == Kind::Organization && f.evidence == Evidence::Pattern)
+        .map(|f| (f.start, f.end))
+        .collect();
+    if orgs.is_empty() {
+        return;
+    }
+    for f in found
+        .iter_mut()
+        .filter(|f| f.evidence == Evidence::Model && f.kind != Kind::Organization)
+    {
+        for &(s, e) in &orgs {
+            if f.start >= e || s >= f.end {
+                continue;
+            }
+            let left = (f.start, s.max(f.start));
+            let right = (e.min(f.end), f.end);
+            let (a, b) = if left.1 - left.0 >= right.1 - right.0 {
+                left
+            } else {
+                right
+            };
+            let part = text.get(a..b).unwrap_or("");
+            let kept = part.trim_start_matches(|c: char| !c.is_alphanumeric());
+            let lead = part.len() - kept.len();
+            let kept = kept.trim_end_matches(|c: char| !c.is_alphanumeric());
+            f.start = a + lead;
+            f.end = f.start + kept.len();
+        }
     }
 }
 

@@ -5,13 +5,15 @@
 //! phones), mixed words to the id and wallet validators, hex runs to IPv6 and MAC. One
 //! Aho-Corasick pass finds the trigger literals (`@`, `://`, secret prefixes, `-----BEGIN`,
 //! `eyJ`, secret keywords, passport/licence/birth words); regexes run only on the short
-//! windows those point at.
+//! windows those point at. A third walk over the capitalised words finds organisation names
+//! by their legal form or organisation word ([`organization`]).
 
 mod anchors;
 pub(crate) mod checksum;
 pub(crate) mod context;
 mod network;
 mod numbers;
+mod organization;
 mod phone;
 mod runs;
 mod secrets;
@@ -97,6 +99,7 @@ impl Rules {
         let mut out = Vec::new();
         runs::scan(self, text, &mut out);
         self.scan_triggers(text, &mut out);
+        organization::scan(text, &mut out);
         out.sort_by(|a, b| {
             (a.start, a.end, a.kind)
                 .cmp(&(b.start, b.end, b.kind))
