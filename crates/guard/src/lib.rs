@@ -329,6 +329,36 @@ pub enum GuardError {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_model_finding_running_into_an_organisation_keeps_its_part_outside_it() {
+        let text = "Acme Inc.\n\n12 High St, Leeds";
+        let f = |kind, start, end, evidence| Finding {
+            kind,
+            start,
+            end,
+            score: 0.9,
+            evidence,
+        };
+        let mut found = vec![
+            f(Kind::Organization, 0, 9, Evidence::Pattern),
+            f(Kind::Address, 5, text.len(), Evidence::Model),
+            f(Kind::Person, 0, 4, Evidence::Model),
+        ];
+        trim_around_organizations(text, &mut found);
+        found.retain(|f| f.start < f.end);
+        let spans: Vec<(Kind, &str)> = resolve(found)
+            .iter()
+            .map(|f| (f.kind, &text[f.start..f.end]))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (Kind::Organization, "Acme Inc."),
+                (Kind::Address, "12 High St, Leeds")
+            ]
+        );
+    }
+
     fn with_model(remember: usize) -> Detector {
         let dir = switchyard_models::find("rampart").unwrap_or_else(|e| panic!("{e}"));
         Detector::new(&DetectorConfig {
