@@ -60,7 +60,7 @@ pub async fn completions(
         signals.pii = s.kinds().keys().map(|k| k.name().to_owned()).collect();
     }
     let decision = gw.router.decide(&req, &signals).map_err(ApiError::from)?;
-    let outbound = match (&gw.guard, &screening) {
+    let mut outbound = match (&gw.guard, &screening) {
         (Some(guard), Some(screening)) => {
             if let Some(kind) = guard.blocked(screening, &decision.route) {
                 slot.lock().blocked = Some(kind.label());
@@ -70,18 +70,13 @@ pub async fn completions(
                 slot.lock().text = Some(guard.redacted_text(screening, &req));
             }
             let reachable = execute::reachable(&gw, &decision);
-            guard.outbound(screening, &req, &decision.route, &reachable)?
+            guard.outbound(screening, req, &decision.route, &reachable)?
         }
-        _ => Outbound::unguarded(&req),
+        _ => Outbound::unguarded(req),
     };
-    let outbound = match &decision.system_prompt {
-        Some(prompt) => outbound.map(|r| {
-            let mut r = r.clone();
-            put_system_prompt(&mut r, prompt);
-            r
-        }),
-        None => outbound,
-    };
+    if let Some(prompt) = &decision.system_prompt {
+        outbound.edit(|r| put_system_prompt(r, prompt));
+    }
     let mut trail = Trail::default();
     let answered = execute(&gw, &decision, &outbound, delivery, &mut trail).await;
     if let Ok(a) = &answered {

@@ -172,7 +172,7 @@ impl Guard {
     pub fn outbound(
         &self,
         screening: &Screening,
-        req: &ChatRequest,
+        req: ChatRequest,
         route: &str,
         candidates: &[&Model],
     ) -> Result<Outbound, ApiError> {
@@ -187,7 +187,8 @@ impl Guard {
                     let at = match views.iter().position(|v| v.redacted_kinds == kinds) {
                         Some(at) => at,
                         None => {
-                            views.push(View::redacted(screening, req, kinds));
+                            let redacted = View::redacted(screening, &views[0].req, kinds);
+                            views.push(redacted);
                             views.len() - 1
                         }
                     };
@@ -196,14 +197,10 @@ impl Guard {
             }
         }
         if by_model.is_empty() && !candidates.is_empty() {
-            return Err(ApiError::new(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "no model may answer this request: {}; send it without that data, name a model that may receive it, or change the [guard] policy",
-                    refusals.join("; ")
-                ),
-            )
-            .with_code("personal_data_policy"));
+            return Err(refused(&format!(
+                "no model may answer this request: {}; send it without that data, name a model that may receive it, or change the [guard] policy",
+                refusals.join("; ")
+            )));
         }
         Ok(Outbound {
             views,
@@ -230,6 +227,11 @@ fn model_error(e: switchyard_guard::GuardError, with_model: bool) -> String {
     }
 }
 
+/// The client's error when the policy keeps a request from every model that could answer it.
+pub fn refused(message: &str) -> ApiError {
+    ApiError::new(ErrorKind::InvalidRequest, message).with_code("personal_data_policy")
+}
+
 enum Admission {
     Refused(String),
     Redact(BTreeSet<Kind>),
@@ -244,10 +246,10 @@ struct View {
 }
 
 impl View {
-    fn original(req: &ChatRequest) -> View {
+    fn original(req: ChatRequest) -> View {
         View {
             redacted_kinds: BTreeSet::new(),
-            req: req.clone(),
+            req,
             vault: None,
         }
     }
@@ -275,7 +277,7 @@ pub struct Outbound {
 
 impl Outbound {
     /// Every model sees the request as written.
-    pub fn unguarded(req: &ChatRequest) -> Outbound {
+    pub fn unguarded(req: ChatRequest) -> Outbound {
         Outbound {
             views: vec![View::original(req)],
             by_model: BTreeMap::new(),
@@ -298,7 +300,14 @@ impl Outbound {
         &self.views[at]
     }
 
-    /// Changes every view the same way (a route's system prompt, a cascade's logprobs).
+    /// Changes every view in place the same way (a route's system prompt).
+    pub fn edit(&mut self, f: impl Fn(&mut ChatRequest)) {
+        for v in &mut self.views {
+            f(&mut v.req);
+        }
+    }
+
+    /// A copy with every view changed the same way (a cascade rung's probe).
     pub fn map(&self, f: impl Fn(&ChatRequest) -> ChatRequest) -> Outbound {
         Outbound {
             views: self

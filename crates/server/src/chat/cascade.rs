@@ -36,9 +36,7 @@ pub async fn run<'g>(
             continue;
         };
         if !outbound.admits(model) {
-            trail.note(&format!(
-                "; {name} skipped: the guard's policy keeps the request from it"
-            ));
+            trail.skipped(name);
             continue;
         }
         let judge = Judge {

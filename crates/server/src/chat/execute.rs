@@ -90,6 +90,13 @@ impl Trail {
     pub fn note(&mut self, text: &str) {
         self.reason.push_str(text);
     }
+
+    /// A model the guard's policy keeps the request from was passed over.
+    pub fn skipped(&mut self, model: &str) {
+        self.note(&format!(
+            "; {model} skipped: the guard's policy keeps the request from it"
+        ));
+    }
 }
 
 /// Every model the decision may ask: its rungs (all of a cascade's, else the first) and their
@@ -151,20 +158,14 @@ pub async fn one_rung<'g>(
     candidates.retain(|m| {
         let admitted = outbound.admits(m);
         if !admitted {
-            trail.note(&format!(
-                "; {} skipped: the guard's policy keeps the request from it",
-                m.name
-            ));
+            trail.skipped(&m.name);
         }
         admitted
     });
     if configured && candidates.is_empty() {
-        return Err(ErrorResponse(switchyard_api::ApiError::new(
-            switchyard_api::ErrorKind::InvalidRequest,
-            format!(
-                "the guard's policy keeps this request from `{rung}` and its fallbacks; send it without the personal data, or change the [guard] policy"
-            ),
-        ).with_code("personal_data_policy")));
+        return Err(ErrorResponse(crate::guard::refused(&format!(
+            "the guard's policy keeps this request from `{rung}` and its fallbacks; send it without the personal data, or change the [guard] policy"
+        ))));
     }
     let answered = match delivery {
         Delivery::Whole => {
