@@ -9,6 +9,9 @@
 //! ("The", "We", "Our") are not taken into the name; an organisation word (not a legal form)
 //! on a line of its own in title case is a heading, not a name.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use super::{context, finding};
 use crate::{Evidence, Finding, Kind};
 
@@ -291,21 +294,33 @@ fn core(word: &str) -> &str {
     w.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '.')
 }
 
+/// Every legal form and organisation word by its text, looked up once a candidate word rather
+/// than compared with each list in turn (the rules' pass meets hundreds of thousands of
+/// capitalised words a megabyte). A text in more than one list is what the first of legal
+/// forms, strong words, words makes it.
+static SUFFIXES: LazyLock<HashMap<&'static str, Suffix>> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    for w in WORDS {
+        map.insert(*w, Suffix::Word(WORD));
+    }
+    for w in STRONG_WORDS {
+        map.insert(*w, Suffix::Word(STRONG_WORD));
+    }
+    for form in LEGAL_FORMS {
+        map.insert(*form, Suffix::Legal { short: short(form) });
+    }
+    map
+});
+
 /// The suffix `word` is, and the length of the word it ends with (a final `.` of a sentence
 /// is left out of an organisation word: "… at Acme Group.").
 fn suffix(word: &str) -> Option<(Suffix, usize)> {
-    if LEGAL_FORMS.contains(&word) {
-        return Some((Suffix::Legal { short: short(word) }, word.len()));
+    if let Some(legal @ Suffix::Legal { .. }) = SUFFIXES.get(word) {
+        return Some((*legal, word.len()));
     }
     let bare = word.strip_suffix('.').unwrap_or(word);
-    if bare.len() < word.len() && LEGAL_FORMS.contains(&bare) {
-        return Some((Suffix::Legal { short: short(bare) }, bare.len()));
-    }
-    if STRONG_WORDS.contains(&bare) {
-        return Some((Suffix::Word(STRONG_WORD), bare.len()));
-    }
-    if WORDS.contains(&bare) {
-        return Some((Suffix::Word(WORD), bare.len()));
+    if let Some(found) = SUFFIXES.get(bare) {
+        return Some((*found, bare.len()));
     }
     // A legal form glued to the name: "HoldingsInc.", "CompanyLimited", "CareNetInc.".
     for form in ["Inc.", "Ltd.", "Limited", "Corporation", "Corp."] {
