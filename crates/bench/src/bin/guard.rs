@@ -142,24 +142,7 @@ fn main() -> Result<()> {
         remember: 0,
         ..DetectorConfig::default()
     })?;
-    for _ in 0..5 {
-        ner.scan(&prompt)?;
-    }
-    let mut p50s = Vec::new();
-    let mut p99s = Vec::new();
-    for _ in 0..args.runs {
-        let mut times: Vec<f64> = (0..60)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(ner.scan(&prompt).ok());
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        p50s.push(percentile(&times, 0.5));
-        p99s.push(percentile(&times, 0.99));
-    }
-    let (ner_p50, ner_p99) = (median(p50s), median(p99s));
+    let (ner_p50, ner_p99) = latency_ms(args.runs, || ner.scan(&prompt).map(drop))?;
     println!(
         "rules + classifier on a {} B prompt, 2 threads, median of {}: p50 {ner_p50:.2} ms, p99 {ner_p99:.2} ms",
         prompt.len(),
@@ -187,6 +170,30 @@ fn main() -> Result<()> {
     floors.finish()
 }
 
+/// p50 and p99 (ms) of `call`, each the median over `runs` runs of 60 calls, after 5 to warm.
+fn latency_ms<E: std::error::Error + Send + Sync + 'static>(
+    runs: usize,
+    call: impl Fn() -> Result<(), E>,
+) -> Result<(f64, f64)> {
+    for _ in 0..5 {
+        call()?;
+    }
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for _ in 0..runs {
+        let mut times = Vec::with_capacity(60);
+        for _ in 0..60 {
+            let t = Instant::now();
+            call()?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        p50s.push(percentile(&times, 0.5));
+        p99s.push(percentile(&times, 0.99));
+    }
+    Ok((median(p50s), median(p99s)))
+}
+
 /// The other route issue 10 names for the classifier: the project's own int8 MiniLM encoder
 /// (the embedder, the same shape: 6 layers, 384 wide) over the same prompt, cut in two halves
 /// of at most 256 word pieces as the classifier's windows are. Without the classifier's head,
@@ -202,22 +209,7 @@ fn encoder_reference(prompt: &str, runs: usize) -> Result<f64> {
         cut += 1;
     }
     let halves = [&prompt[..cut], &prompt[cut..]];
-    for _ in 0..5 {
-        embedder.embed(&halves)?;
-    }
-    let mut p50s = Vec::new();
-    for _ in 0..runs {
-        let mut times: Vec<f64> = (0..60)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(embedder.embed(&halves).ok());
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        p50s.push(percentile(&times, 0.5));
-    }
-    let p50 = median(p50s);
+    let (p50, _) = latency_ms(runs, || embedder.embed(&halves).map(drop))?;
     println!(
         "reference: the int8 MiniLM encoder ({:?}) on the same prompt in two halves: p50 {p50:.2} ms",
         embedder.precision()
