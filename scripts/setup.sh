@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Switchyard needs to build, run and test, on a fresh Debian machine:
-# cmake and clang for llama.cpp, a Python venv with the openai SDK (for the SDK tests), and
+# cmake and clang for llama.cpp, poppler's pdftotext for PDF documents, a Python venv with the openai SDK (for the SDK tests), and
 # the models (scripts/fetch-models.sh). Idempotent: what is already there is kept.
 #   scripts/setup.sh          everything
 #   scripts/setup.sh --run    only what serving needs (no Python venv)
@@ -13,6 +13,7 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v unzip >/dev/null || need+=(unzip)
+command -v pdftotext >/dev/null || need+=(poppler-utils) # PDF ingest into knowledge bases
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo=""

@@ -148,6 +148,22 @@ impl Embedder {
         self.model.hidden_size()
     }
 
+    /// How many word pieces `text` is, without the `[CLS]`/`[SEP]` markers; at most 256, the
+    /// most [`Embedder::embed`] reads of one text.
+    pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().len())
+            .map_err(|e| EmbedError::Tokenize(e.to_string()))
+    }
+
+    /// The most word pieces [`Embedder::embed`] reads of one text, markers included.
+    pub fn max_tokens(&self) -> usize {
+        self.tokenizer
+            .get_truncation()
+            .map_or(MAX_SEQ_LEN, |t| t.max_length)
+    }
+
     /// Embed each text: mean of the token states over the attention mask, L2-normalised.
     /// Texts longer than 256 word pieces are truncated.
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings, EmbedError> {
