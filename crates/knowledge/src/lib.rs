@@ -331,3 +331,21 @@ impl Knowledge {
         &self.embedder
     }
 }
+
+/// The instruction that comes before the passages in a model's prompt.
+pub const INSTRUCTION: &str = "Answer the question using only the sources below. Cite each source you use by its number in brackets, like [1]. If the sources do not contain the answer, say that you do not know.";
+
+/// The passages as they are put into a model's prompt: the instruction, then each hit numbered
+/// from 1 (the marker the answer cites), with its document and heading.
+pub fn prompt(hits: &[Hit]) -> String {
+    let mut out = String::from(INSTRUCTION);
+    for (i, hit) in hits.iter().enumerate() {
+        out.push_str(&format!("\n\n[{}] {}", i + 1, hit.document));
+        if !hit.heading.is_empty() {
+            out.push_str(&format!(" ({})", hit.heading));
+        }
+        out.push('\n');
+        out.push_str(&hit.text);
+    }
+    out
+}
