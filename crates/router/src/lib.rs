@@ -49,7 +49,28 @@ pub struct Decision {
     pub cascade: bool,
     /// The route's confidence threshold; the calibration's own when unset.
     pub confidence_threshold: Option<f64>,
+    /// The knowledge base the answer comes from.
+    pub knowledge: Option<Knowledge>,
 }
+
+/// A route's knowledge base: passages retrieved for the conversation go into the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Knowledge {
+    pub base: String,
+    /// Passages put into the prompt.
+    pub k: usize,
+    /// The cosine similarity a passage must reach to count as relevant.
+    pub min_score: f64,
+    /// The model that answers, without passages, when none is relevant; none: the route's
+    /// model answers and is told the sources hold nothing on the question.
+    pub escalate_to: Option<String>,
+}
+
+/// Passages a route with a knowledge base retrieves when it does not say.
+pub const DEFAULT_K: usize = 4;
+/// The least similarity of a relevant passage when a route does not say: all-MiniLM-L6-v2
+/// puts a question and a passage that answers it above this, unrelated text mostly below.
+pub const DEFAULT_MIN_SCORE: f64 = 0.3;
 
 impl Decision {
     /// The model that answers first.
@@ -113,6 +134,14 @@ pub struct RouteConfig {
     #[serde(default)]
     pub cascade: bool,
     pub confidence_threshold: Option<f64>,
+    /// A knowledge base (`switchyard ingest --kb NAME`) the route's model answers from.
+    pub knowledge: Option<String>,
+    /// Passages retrieved from it (default 4, at most 20).
+    pub k: Option<usize>,
+    /// The cosine similarity a passage must reach to be used (default 0.3).
+    pub min_score: Option<f64>,
+    /// The model that answers instead when no passage reaches `min_score`.
+    pub escalate_to: Option<String>,
 }
 
 fn default_similarity() -> f64 {
@@ -205,6 +234,27 @@ impl Router {
                 "give it `when` conditions, `examples`, or both".into(),
             ));
         }
+        if config.knowledge.is_none()
+            && (config.k.is_some() || config.min_score.is_some() || config.escalate_to.is_some())
+        {
+            return Err(invalid(
+                "`k`, `min_score` and `escalate_to` need `knowledge = \"BASE\"`".into(),
+            ));
+        }
+        if config.k.is_some_and(|k| !(1..=20).contains(&k)) {
+            return Err(invalid("`k` must be between 1 and 20".into()));
+        }
+        if config.min_score.is_some_and(|m| !(-1.0..=1.0).contains(&m)) {
+            return Err(invalid(
+                "`min_score` is a cosine similarity, between -1 and 1".into(),
+            ));
+        }
+        if let Some(m) = config.escalate_to.as_ref().filter(|m| !self.models.contains(m)) {
+            return Err(invalid(format!(
+                "`escalate_to` model `{m}` is not configured; use one of: {}",
+                self.models.join(", ")
+            )));
+        }
         if examples.len() != config.examples.len() {
             return Err(invalid("every example needs its embedding".into()));
         }
@@ -247,6 +297,12 @@ impl Router {
             system_prompt: c.system_prompt.clone(),
             cascade: c.cascade,
             confidence_threshold: c.confidence_threshold,
+            knowledge: c.knowledge.as_ref().map(|base| Knowledge {
+                base: base.clone(),
+                k: c.k.unwrap_or(DEFAULT_K),
+                min_score: c.min_score.unwrap_or(DEFAULT_MIN_SCORE),
+                escalate_to: c.escalate_to.clone(),
+            }),
         }
     }
 
@@ -396,6 +452,10 @@ mod tests {
             system_prompt: None,
             cascade: false,
             confidence_threshold: None,
+            knowledge: None,
+            k: None,
+            min_score: None,
+            escalate_to: None,
         }
     }
 
@@ -632,6 +692,60 @@ fn main() {}
             ..route("d")
         })
         .contains("`when` conditions, `examples`"));
+        let knowing = RouteConfig {
+            when: when.clone(),
+            target: Some("small".into()),
+            ..route("e")
+        };
+        assert!(err(RouteConfig {
+            min_score: Some(0.5),
+            ..knowing.clone()
+        })
+        .contains("need `knowledge"));
+        let knowing = RouteConfig {
+            knowledge: Some("support".into()),
+            ..knowing
+        };
+        assert!(err(RouteConfig {
+            k: Some(0),
+            ..knowing.clone()
+        })
+        .contains("`k` must be"));
+        assert!(err(RouteConfig {
+            escalate_to: Some("gpt".into()),
+            ..knowing.clone()
+        })
+        .contains("`escalate_to` model `gpt`"));
+    }
+
+    #[test]
+    fn a_route_with_a_knowledge_base_carries_it_into_the_decision_with_defaults() {
+        let router = Router::new(models(), "small".into())
+            .with_route(
+                RouteConfig {
+                    when: Some(When {
+                        keywords: vec!["refund".into()],
+                        ..When::default()
+                    }),
+                    target: Some("small".into()),
+                    knowledge: Some("support".into()),
+                    escalate_to: Some("large".into()),
+                    ..route("support")
+                },
+                Vec::new(),
+            )
+            .unwrap();
+        let d = decide(&router, &request("auto", "how do I get a refund?"), None);
+        assert_eq!(
+            d.knowledge,
+            Some(Knowledge {
+                base: "support".into(),
+                k: DEFAULT_K,
+                min_score: DEFAULT_MIN_SCORE,
+                escalate_to: Some("large".into()),
+            })
+        );
+        assert_eq!(decide(&router, &request("auto", "hello"), None).knowledge, None);
     }
 
     fn r_with(r: &Router, c: RouteConfig) -> Result<Router, RouteError> {

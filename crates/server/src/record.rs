@@ -64,6 +64,8 @@ pub struct Outcome {
     pub blocked: Option<&'static str>,
     /// The request's messages with every finding redacted, as JSON (`[store] log_text`).
     pub text: Option<String>,
+    /// The knowledge passages put into the prompt, as ids (the log's `sources`).
+    pub sources: Option<String>,
 }
 
 impl Outcome {
@@ -256,6 +258,7 @@ impl Drop for RowOnDrop {
             embedding: o.features.map(|f| f.embedding),
             redacted,
             text: o.text,
+            sources: o.sources,
         });
     }
 }

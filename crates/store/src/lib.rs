@@ -77,6 +77,9 @@ pub struct RequestRecord {
     /// The request's messages as JSON with every value the guard found replaced by a
     /// placeholder; only with `[store] log_text = "redacted"`, never the raw text.
     pub text: Option<String>,
+    /// The knowledge base passages put into the prompt, as JSON:
+    /// `{"kb": "support", "chunks": ["billing/late.md#2"]}` (ids, never the passages' text).
+    pub sources: Option<String>,
 }
 
 /// One row of the `feedback` table: a client's verdict on an answer.
@@ -124,7 +127,8 @@ CREATE TABLE IF NOT EXISTS requests (
     cascade TEXT,
     chosen TEXT,
     redacted TEXT,
-    text TEXT
+    text TEXT,
+    sources TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_created_at ON requests(created_at_ms);
 CREATE TABLE IF NOT EXISTS feedback (
@@ -155,7 +159,7 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Columns added after the first release, for logs written by an older version.
-const ADDED_COLUMNS: [(&str, &str); 7] = [
+const ADDED_COLUMNS: [(&str, &str); 8] = [
     ("scores", "TEXT"),
     ("embedding", "BLOB"),
     ("cheap_features", "BLOB"),
@@ -163,6 +167,7 @@ const ADDED_COLUMNS: [(&str, &str); 7] = [
     ("chosen", "TEXT"),
     ("redacted", "TEXT"),
     ("text", "TEXT"),
+    ("sources", "TEXT"),
 ];
 
 /// f32 values as a little-endian BLOB.
@@ -321,8 +326,8 @@ fn insert(
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, created_at, created_at_ms, requested_model, model, route, status, stream,
                 prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores,
-                embedding, cheap_features, cascade, chosen, redacted, text)
-             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                embedding, cheap_features, cascade, chosen, redacted, text, sources)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -347,6 +352,7 @@ fn insert(
                 r.chosen,
                 r.redacted,
                 r.text,
+                r.sources,
             ])?;
         }
         let mut stmt = tx.prepare_cached(
@@ -374,7 +380,7 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
     let mut stmt = conn.prepare(
         "SELECT id, created_at_ms, requested_model, model, route, status, stream, prompt_tokens, completion_tokens,
                 cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores, embedding, cheap_features,
-                cascade, chosen, redacted, text
+                cascade, chosen, redacted, text, sources
          FROM requests ORDER BY created_at_ms, rowid",
     )?;
     let mut rows = stmt.query([])?;
@@ -406,6 +412,7 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
             chosen: row.get(18)?,
             redacted: row.get(19)?,
             text: row.get(20)?,
+            sources: row.get(21)?,
         });
     }
     Ok(())

@@ -38,6 +38,10 @@ fn route(name: &str) -> RouteConfig {
         system_prompt: None,
         cascade: false,
         confidence_threshold: None,
+        knowledge: None,
+        k: None,
+        min_score: None,
+        escalate_to: None,
     }
 }
 
