@@ -3,6 +3,7 @@
 mod calibrate;
 mod chat;
 mod guard;
+mod knowledge;
 mod offline;
 
 use std::net::SocketAddr;
@@ -51,6 +52,10 @@ enum Command {
     Calibrate(calibrate::Args),
     /// The privacy guard: scan a text for personal data, or evaluate the detector.
     Guard(guard::Args),
+    /// Put documents (Markdown, text, HTML, PDF; files or folders) into a knowledge base.
+    Ingest(knowledge::IngestArgs),
+    /// Knowledge bases: list them, show one's documents, evaluate retrieval and answers.
+    Kb(knowledge::KbArgs),
 }
 
 const EXAMPLE: &str = include_str!("switchyard.example.toml");
@@ -171,6 +176,8 @@ async fn main() -> Result<()> {
         Command::Eval(args) => offline::eval(args),
         Command::Calibrate(args) => calibrate::run(args).await,
         Command::Guard(args) => guard::run(args),
+        Command::Ingest(args) => knowledge::ingest(args),
+        Command::Kb(args) => knowledge::kb(args).await,
     }
 }
 
