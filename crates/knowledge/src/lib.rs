@@ -339,6 +339,9 @@ pub const INSTRUCTION: &str = "Answer the question using only the sources below.
 /// from 1 (the marker the answer cites), with its document and heading.
 pub fn prompt(hits: &[Hit]) -> String {
     let mut out = String::from(INSTRUCTION);
+    if hits.is_empty() {
+        out.push_str("\n\nNo source matches this question.");
+    }
     for (i, hit) in hits.iter().enumerate() {
         out.push_str(&format!("\n\n[{}] {}", i + 1, hit.document));
         if !hit.heading.is_empty() {

@@ -249,7 +249,11 @@ impl Router {
                 "`min_score` is a cosine similarity, between -1 and 1".into(),
             ));
         }
-        if let Some(m) = config.escalate_to.as_ref().filter(|m| !self.models.contains(m)) {
+        if let Some(m) = config
+            .escalate_to
+            .as_ref()
+            .filter(|m| !self.models.contains(m))
+        {
             return Err(invalid(format!(
                 "`escalate_to` model `{m}` is not configured; use one of: {}",
                 self.models.join(", ")
@@ -745,7 +749,10 @@ fn main() {}
                 escalate_to: Some("large".into()),
             })
         );
-        assert_eq!(decide(&router, &request("auto", "hello"), None).knowledge, None);
+        assert_eq!(
+            decide(&router, &request("auto", "hello"), None).knowledge,
+            None
+        );
     }
 
     fn r_with(r: &Router, c: RouteConfig) -> Result<Router, RouteError> {

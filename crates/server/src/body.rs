@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use switchyard_api::{ApiError, ErrorKind};
 
-pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
+/// The body, or the client's error when it is over the limit or could not be read.
+pub fn bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 ErrorKind::PayloadTooLarge,
@@ -16,7 +17,11 @@ pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
         } else {
             ApiError::new(ErrorKind::InvalidRequest, format!("could not read the request body: {e}"))
         }
-    })?;
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = bytes(body)?;
     // serde_path_to_error names the field that is wrong (e.g. `messages[0].role`), not only
     // the line and column.
     let mut de = serde_json::Deserializer::from_slice(&body);

@@ -33,6 +33,10 @@ use execute::{execute, Answer, Answered, Delivery, Trail};
 /// Clients name a conversation with this header to keep it on one model.
 const CONVERSATION: &str = "x-switchyard-conversation";
 
+/// The response's extension field: `switchyard.sources` (a streamed answer's is in its last
+/// chunk).
+const SWITCHYARD: &str = "switchyard";
+
 pub async fn completions(
     State(gw): State<Arc<Gateway>>,
     Extension(slot): Extension<OutcomeSlot>,
@@ -59,7 +63,30 @@ pub async fn completions(
     if let Some(s) = &screening {
         signals.pii = s.kinds().keys().map(|k| k.name().to_owned()).collect();
     }
-    let decision = gw.router.decide(&req, &signals).map_err(ApiError::from)?;
+    let mut decision = gw.router.decide(&req, &signals).map_err(ApiError::from)?;
+    let grounding = match (&decision.knowledge, &gw.knowledge) {
+        (Some(route), Some(bases)) => {
+            let query = retrieval_query(&gw, &decision, &req, screening.as_ref());
+            let grounding = crate::knowledge::ground(bases, route, query).await?;
+            slot.lock().sources = Some(grounding.log());
+            Some(grounding)
+        }
+        _ => None,
+    };
+    let passages = match (&grounding, &decision.knowledge) {
+        (Some(g), Some(route)) if g.hits.is_empty() && route.escalate_to.is_some() => {
+            let to = route.escalate_to.clone().unwrap_or_default();
+            decision.reason += &format!(
+                "; no passage of knowledge base {} reached min_score {}: escalated to {to}",
+                g.base, route.min_score
+            );
+            decision.ladder = vec![to];
+            decision.cascade = false;
+            None
+        }
+        (Some(g), _) => Some(g.prompt()),
+        _ => None,
+    };
     let mut outbound = match (&gw.guard, &screening) {
         (Some(guard), Some(screening)) => {
             if let Some(kind) = guard.blocked(screening, &decision.route) {
@@ -74,8 +101,15 @@ pub async fn completions(
         }
         _ => Outbound::unguarded(req),
     };
-    if let Some(prompt) = &decision.system_prompt {
-        outbound.edit(|r| put_system_prompt(r, prompt));
+    // The route's prompt, then the passages: both a prefix the engine's cache can reuse
+    // across requests to the route as far as they agree.
+    let system: Vec<&str> = [decision.system_prompt.as_deref(), passages.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !system.is_empty() {
+        let prompt = system.join("\n\n");
+        outbound.edit(|r| put_system_prompt(r, &prompt));
     }
     let mut trail = Trail::default();
     let answered = execute(&gw, &decision, &outbound, delivery, &mut trail).await;
@@ -84,7 +118,8 @@ pub async fn completions(
     }
     let mut billed = None;
     let req = outbound.original();
-    let response = answered.and_then(|a| render(a, req, delivery, &slot, &mut billed));
+    let sources = grounding.as_ref().map(|g| g.sources());
+    let response = answered.and_then(|a| render(a, req, delivery, sources, &slot, &mut billed));
     if let (Ok(_), Some(id), Some(conversations)) = (&response, conversation, &gw.conversations) {
         if let Ok(mut c) = conversations.lock() {
             c.put(id, trail.model.clone());
@@ -96,6 +131,33 @@ pub async fn completions(
         .flatten();
     note(&slot, decision, features, trail, billed);
     response
+}
+
+/// What to retrieve a route's passages for: the conversation as written when only local
+/// models may see the answer's prompt, its redacted text when a model that is not local may
+/// (the rungs and fallbacks the decision reaches, and the model it escalates to).
+fn retrieval_query(
+    gw: &Gateway,
+    decision: &Decision,
+    req: &ChatRequest,
+    screening: Option<&switchyard_guard::screen::Screening>,
+) -> String {
+    let escalation = decision
+        .knowledge
+        .as_ref()
+        .and_then(|k| k.escalate_to.as_deref())
+        .into_iter()
+        .flat_map(|to| fallbacks::candidates(gw, to));
+    let exposed = execute::reachable(gw, decision)
+        .into_iter()
+        .chain(escalation)
+        .any(|m| !m.local);
+    match (&gw.guard, screening) {
+        (Some(guard), Some(s)) if exposed && !s.kinds().is_empty() => {
+            crate::knowledge::query(&guard.redacted(s, req))
+        }
+        _ => crate::knowledge::query(req),
+    }
 }
 
 /// The client's error for personal data the policy blocks: the type, never the value.
@@ -121,6 +183,7 @@ fn render(
     answered: Answered<'_>,
     req: &ChatRequest,
     delivery: Delivery,
+    sources: Option<serde_json::Value>,
     slot: &OutcomeSlot,
     billed: &mut Option<Billed>,
 ) -> Result<Response, ErrorResponse> {
@@ -129,8 +192,12 @@ fn render(
         model,
         spent,
     } = answered;
+    let extension = sources.map(|s| serde_json::json!({ "sources": s }));
     let chunks = match (answer, delivery) {
-        (Answer::Whole(resp), Delivery::Whole) => {
+        (Answer::Whole(mut resp), Delivery::Whole) => {
+            if let Some(extension) = extension {
+                resp.extra.insert(SWITCHYARD.into(), extension);
+            }
             let usage = resp.usage.unwrap_or_default();
             let upstream_ms = spent.since.elapsed().as_secs_f64() * 1e3;
             *billed = Some((usage, spent.with(model, usage), upstream_ms));
@@ -145,6 +212,7 @@ fn render(
         model.price,
         spent,
         req.include_usage(),
+        extension,
     );
     let mut resp = Body::from_stream(relay.into_sse()).into_response();
     let h = resp.headers_mut();

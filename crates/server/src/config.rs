@@ -452,6 +452,16 @@ impl Config {
                 )));
             }
         }
+        if let Some(route) = self
+            .routes
+            .iter()
+            .find(|r| r.knowledge.is_some() && self.embeddings.is_none())
+        {
+            return Err(invalid(format!(
+                "[[routes]] \"{}\": `knowledge` needs the sentence embedder the bases are searched with: add an [embeddings] table",
+                route.name
+            )));
+        }
         if self.routes.iter().any(|r| !r.examples.is_empty()) && self.embeddings.is_none() {
             return Err(invalid(
                 "routes with `examples` need the sentence embedder: add an [embeddings] table"

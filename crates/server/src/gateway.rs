@@ -50,6 +50,8 @@ pub struct Gateway {
     pub guard: Option<crate::guard::Guard>,
     /// What of a request's text the log keeps.
     pub log_text: crate::config::LogText,
+    /// The store's knowledge bases, which routes answer from; none without an embedder.
+    pub knowledge: crate::knowledge::Bases,
 }
 
 /// How many conversations the gateway remembers the model of.
@@ -69,6 +71,8 @@ pub enum BuildError {
     Examples { route: String, message: String },
     #[error("[guard]: {0}")]
     Guard(String),
+    #[error("knowledge bases: {0}")]
+    Knowledge(#[from] switchyard_knowledge::KnowledgeError),
 }
 
 /// Builds a local model's provider; the embedded engine plugs in here.
@@ -200,6 +204,10 @@ impl Gateway {
         };
         let record_features = config.router.record_features && embedder.is_some();
         let guard = crate::guard::Guard::build(config)?;
+        let knowledge = match &embedder {
+            Some(e) => Some(Arc::new(knowledge(config, e.clone())?)),
+            None => None,
+        };
         Ok(Gateway {
             models,
             router,
@@ -210,8 +218,35 @@ impl Gateway {
             record_features,
             guard,
             log_text: config.store.log_text,
+            knowledge,
         })
     }
+}
+
+/// The knowledge bases kept in the config's store, their indexes built now so the first
+/// request does not wait; a route naming a base the store lacks is warned about, as it may
+/// be ingested through the API later.
+fn knowledge(
+    config: &Config,
+    embedder: Arc<Embedder>,
+) -> Result<switchyard_knowledge::Knowledge, BuildError> {
+    let knowledge = switchyard_knowledge::Knowledge::open(&config.store.path, embedder)?;
+    knowledge.load()?;
+    let names = knowledge.names()?;
+    for route in &config.routes {
+        if let Some(base) = route
+            .knowledge
+            .as_deref()
+            .filter(|b| !names.iter().any(|n| n == b))
+        {
+            tracing::warn!(
+                "route `{}` answers from knowledge base `{base}`, which {} does not hold yet: its requests fail until you run `switchyard ingest --kb {base} PATH` or POST documents to /v1/knowledge/{base}/documents",
+                route.name,
+                config.store.path.display()
+            );
+        }
+    }
+    Ok(knowledge)
 }
 
 /// `[router] calibration`: a shipped one by name (`builtin`, `builtin:prefix4`) or a file.

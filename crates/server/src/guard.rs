@@ -209,11 +209,15 @@ impl Guard {
         })
     }
 
+    /// The request with every finding redacted.
+    pub fn redacted(&self, screening: &Screening, req: &ChatRequest) -> ChatRequest {
+        let mut vault = Screening::vault(req);
+        screening.redact(req, &mut vault, |_| true)
+    }
+
     /// The request's messages as JSON with every finding redacted, for the log.
     pub fn redacted_text(&self, screening: &Screening, req: &ChatRequest) -> String {
-        let mut vault = Screening::vault(req);
-        let redacted = screening.redact(req, &mut vault, |_| true);
-        serde_json::to_string(&redacted.messages).unwrap_or_default()
+        serde_json::to_string(&self.redacted(screening, req).messages).unwrap_or_default()
     }
 }
 

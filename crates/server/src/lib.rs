@@ -14,6 +14,7 @@ mod error;
 mod feedback;
 mod gateway;
 mod guard;
+mod knowledge;
 mod local;
 mod metrics;
 mod record;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
 use switchyard_api::{ApiError, ErrorKind, ModelList, ModelObject};
 use switchyard_store::RequestLog;
@@ -85,6 +86,7 @@ impl Server {
             gateway: gateway.clone(),
             embeddings: embedding_model.as_ref().map(|e| e.name.clone()),
         });
+        let bases = gateway.knowledge.clone();
         let v1 = Router::new()
             .route("/chat/completions", post(chat::completions))
             .with_state(gateway)
@@ -97,6 +99,17 @@ impl Server {
                 "/feedback",
                 post(feedback::feedback).with_state(log.clone()),
             )
+            .route("/knowledge", get(knowledge::bases))
+            .route("/knowledge/{kb}/search", post(knowledge::search))
+            .route(
+                "/knowledge/{kb}/documents",
+                get(knowledge::documents).post(knowledge::upload),
+            )
+            .route(
+                "/knowledge/{kb}/documents/{*path}",
+                delete(knowledge::delete),
+            )
+            .with_state(bases)
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
             .layer(middleware::from_fn_with_state(keys, auth::require_key))
@@ -213,7 +226,7 @@ async fn not_found(uri: axum::http::Uri) -> ErrorResponse {
         ApiError::new(
             ErrorKind::NotFound,
             format!(
-                "no endpoint at {uri}; Switchyard serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, POST /v1/feedback, GET /healthz and GET /metrics"
+                "no endpoint at {uri}; Switchyard serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, POST /v1/feedback, the knowledge bases under /v1/knowledge (GET /v1/knowledge, POST /v1/knowledge/{{kb}}/search, GET and POST /v1/knowledge/{{kb}}/documents, DELETE /v1/knowledge/{{kb}}/documents/{{path}}), GET /healthz and GET /metrics"
             ),
         )
         .with_code("unknown_url"),

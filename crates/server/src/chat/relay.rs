@@ -21,6 +21,10 @@ pub struct Relay {
     /// When the first model was asked, and what earlier cascade rungs cost.
     spent: Spent,
     include_usage: bool,
+    /// The `switchyard` extension (the sources), sent in a last chunk of its own.
+    extension: Option<serde_json::Value>,
+    /// The stream's id, creation time and model, for that last chunk.
+    identity: Option<(String, u64, String)>,
     ttft_ms: Option<f64>,
     usage: Option<Usage>,
     /// Tokens forwarded so far (a logprobs entry each, else one per non-empty delta): the
@@ -56,6 +60,7 @@ impl Relay {
         price: Price,
         spent: Spent,
         include_usage: bool,
+        extension: Option<serde_json::Value>,
     ) -> Relay {
         Relay {
             chunks,
@@ -63,6 +68,8 @@ impl Relay {
             price,
             spent,
             include_usage,
+            extension,
+            identity: None,
             ttft_ms: None,
             usage: None,
             forwarded_tokens: 0,
@@ -110,6 +117,9 @@ impl Relay {
         if let Some(u) = chunk.usage {
             self.usage = Some(u);
         }
+        if self.identity.is_none() {
+            self.identity = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
+        }
         self.forwarded_tokens += chunk
             .choices
             .iter()
@@ -140,11 +150,29 @@ impl Relay {
 
     fn finish(&mut self) -> Bytes {
         self.ended = Some(None);
+        let mut out = Vec::new();
+        if let Some(extension) = self.extension.take() {
+            let (id, created, model) = self.identity.take().unwrap_or_default();
+            // A chunk without choices, as the usage chunk is: clients read its extra field.
+            let last = serde_json::json!({
+                "id": id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [],
+                "switchyard": extension,
+            });
+            out.extend_from_slice(&event(&serde_json::to_vec(&last).unwrap_or_default()));
+        }
         // An SSE comment: clients ignore it, people and scripts reading the stream see the cost.
-        Bytes::from(format!(
-            ": x-switchyard-cost-usd={:.8}\n\ndata: [DONE]\n\n",
-            self.cost()
-        ))
+        out.extend_from_slice(
+            format!(
+                ": x-switchyard-cost-usd={:.8}\n\ndata: [DONE]\n\n",
+                self.cost()
+            )
+            .as_bytes(),
+        );
+        Bytes::from(out)
     }
 }
 
@@ -228,7 +256,7 @@ mod tests {
             output: 2e6,
         };
         let chunks: ChunkStream = Box::pin(futures::stream::iter(items));
-        let relay = Relay::new(chunks, slot.clone(), price, spent, include_usage);
+        let relay = Relay::new(chunks, slot.clone(), price, spent, include_usage, None);
         (relay, slot)
     }
 

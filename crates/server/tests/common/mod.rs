@@ -15,7 +15,7 @@ pub struct Running {
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), switchyard_server::ServerError>>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// A local loader for configs that have no local model.
@@ -38,6 +38,14 @@ pub async fn start(config: &str) -> Running {
 pub async fn start_with(config: &str, local: &switchyard_server::LocalLoader) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("log.db");
+    let mut running = start_at(&db, config, local).await;
+    running._dir = Some(dir);
+    running
+}
+
+/// A gateway whose store is the file `db`, which outlives it: a later gateway opens it again.
+pub async fn start_at(db: &Path, config: &str, local: &switchyard_server::LocalLoader) -> Running {
+    let db = db.to_path_buf();
     let text = format!("[store]\npath = {:?}\n{config}", db.display().to_string());
     let config = Config::parse(&text, Path::new("test.toml"), &|_| None).unwrap();
     let server = Server::new(&config, local).unwrap();
@@ -53,7 +61,7 @@ pub async fn start_with(config: &str, local: &switchyard_server::LocalLoader) ->
         client: reqwest::Client::new(),
         stop: Some(stop),
         task: Some(task),
-        _dir: dir,
+        _dir: None,
     }
 }
 
