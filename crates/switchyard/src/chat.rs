@@ -109,6 +109,22 @@ async fn ask(base: &str, args: &Args) -> Result<()> {
     if scores != "-" {
         println!("scores:  {scores}");
     }
+    if let Some(sources) = json["switchyard"]["sources"].as_array() {
+        if sources.is_empty() {
+            println!("sources: none relevant");
+        }
+        for (i, s) in sources.iter().enumerate() {
+            let heading = s["heading"].as_str().filter(|h| !h.is_empty());
+            println!(
+                "{}[{}] {}{} (score {:.2})",
+                if i == 0 { "sources: " } else { "         " },
+                i + 1,
+                s["document"].as_str().unwrap_or("?"),
+                heading.map(|h| format!(" > {h}")).unwrap_or_default(),
+                s["score"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
     println!("cost:    ${cost}");
     println!(
         "tokens:  {} prompt + {} completion",

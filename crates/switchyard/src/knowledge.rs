@@ -36,7 +36,7 @@ pub struct IngestArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// The knowledge base (created when new): 1 to 64 letters, digits, `-` or `_`.
-    #[arg(long)]
+    #[arg(long, value_parser = kb_name)]
     kb: String,
     /// Files and folders to ingest. Folders are walked recursively in sorted order (entries
     /// whose names start with `.` are left out); each document is stored under its path
@@ -133,6 +133,21 @@ impl Split {
             Split::Test => "test",
             Split::All => "all",
         }
+    }
+}
+
+/// A knowledge base's name as `Knowledge` accepts it, checked when the command line is read so
+/// that a bad one is refused before the embedder loads or a folder is walked.
+fn kb_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err("use 1 to 64 letters, digits, `-` or `_`".into())
     }
 }
 
@@ -242,6 +257,7 @@ impl Tally {
 /// One file to ingest: where it is, the path it is stored under, and its format (none: skip).
 struct Source {
     file: PathBuf,
+    /// Empty for an unreadable entry, which is never stored.
     stored: String,
     format: Option<Format>,
     /// Why it cannot even be listed (a folder walk's error).
@@ -332,20 +348,14 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<Source>> {
                     });
                 }
                 Err(err) => {
-                    let file = err.path().unwrap_or(root).to_path_buf();
-                    let stored = file
-                        .strip_prefix(root)
-                        .unwrap_or(&file)
-                        .to_string_lossy()
-                        .replace('\\', "/");
                     let reason = err
                         .io_error()
                         .map(|e| e.to_string())
                         .unwrap_or_else(|| err.to_string());
                     sources.push(Source {
                         format: None,
-                        file,
-                        stored,
+                        file: err.path().unwrap_or(root).to_path_buf(),
+                        stored: String::new(),
                         unreadable: Some(reason),
                     });
                 }
@@ -721,15 +731,31 @@ struct ModelAnswers {
 }
 
 async fn eval(args: &EvalArgs) -> Result<()> {
-    let kb = args
-        .kb
-        .as_deref()
-        .expect("clap requires --kb without --beir");
-    let path = args
-        .questions
-        .as_deref()
-        .expect("clap requires --questions without --beir");
+    let (Some(kb), Some(path)) = (args.kb.as_deref(), args.questions.as_deref()) else {
+        bail!("kb eval needs --kb and --questions (or --beir DIR)");
+    };
     let config = crate::load_config(args.config.as_deref())?;
+    let models: Vec<String> = if args.retrieval_only {
+        Vec::new()
+    } else if args.models.is_empty() {
+        config
+            .models
+            .iter()
+            .filter(|(_, m)| m.provider == ProviderKind::Local)
+            .map(|(name, _)| name.clone())
+            .collect()
+    } else {
+        for name in &args.models {
+            if !config.models.contains_key(name) {
+                let known: Vec<&str> = config.models.keys().map(String::as_str).collect();
+                bail!(
+                    "--models names `{name}`, which the config does not declare; its models are: {}",
+                    known.join(", ")
+                );
+            }
+        }
+        args.models.clone()
+    };
     let store = config.store.path.clone();
     let embedder = match &config.embeddings {
         Some(e) => e.path.clone(),
@@ -763,32 +789,26 @@ async fn eval(args: &EvalArgs) -> Result<()> {
     }
     let answerable: Vec<&Question> = questions.iter().filter(|q| q.document.is_some()).collect();
     let unanswerable = questions.len() - answerable.len();
+    if !models.is_empty() {
+        // An answerable question without its answer could never be scored right, yet would
+        // count in the accuracy's denominator.
+        let unscored: Vec<&str> = answerable
+            .iter()
+            .filter(|q| q.answer.is_none())
+            .map(|q| q.id.as_str())
+            .collect();
+        if !unscored.is_empty() {
+            bail!(
+                "{}: questions {} name a document but no answer, so their replies cannot be scored; add each answer, or pass --retrieval-only",
+                path.display(),
+                unscored.join(", ")
+            );
+        }
+    }
     let mut modes = Vec::new();
     for mode in MODES {
         modes.push((mode, retrieval(&knowledge, kb, &answerable, mode)?));
     }
-
-    let models: Vec<String> = if args.retrieval_only {
-        Vec::new()
-    } else if args.models.is_empty() {
-        config
-            .models
-            .iter()
-            .filter(|(_, m)| m.provider == ProviderKind::Local)
-            .map(|(name, _)| name.clone())
-            .collect()
-    } else {
-        for name in &args.models {
-            if !config.models.contains_key(name) {
-                let known: Vec<&str> = config.models.keys().map(String::as_str).collect();
-                bail!(
-                    "--models names `{name}`, which the config does not declare; its models are: {}",
-                    known.join(", ")
-                );
-            }
-        }
-        args.models.clone()
-    };
     let answers = if models.is_empty() {
         Vec::new()
     } else {
@@ -1061,10 +1081,12 @@ async fn complete(request: reqwest::RequestBuilder) -> Result<String> {
         .await
         .context("cannot reach the in-process gateway")?;
     let status = resp.status();
-    let json: serde_json::Value = resp
-        .json()
+    let body = resp
+        .bytes()
         .await
-        .context("the gateway's answer is not JSON")?;
+        .context("cannot read the in-process gateway's answer")?;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| format!("the gateway answered {status} with a body that is not JSON"))?;
     if !status.is_success() {
         bail!(
             "the gateway answered {status}: {}",
@@ -1234,6 +1256,9 @@ fn beir(dir: &Path, args: &EvalArgs) -> Result<()> {
             .filter(|q| qrels.contains_key(&q.id))
             .collect();
     if let Some(limit) = args.limit {
+        if limit == 0 {
+            bail!("--limit must be at least 1");
+        }
         queries.truncate(limit);
     }
     if queries.is_empty() {
@@ -1244,10 +1269,7 @@ fn beir(dir: &Path, args: &EvalArgs) -> Result<()> {
     }
     let corpus: Vec<BeirDoc> =
         read_jsonl(&corpus_path, "a document ({\"_id\", \"title\", \"text\"})")?;
-    let embedder = match args.config.as_deref() {
-        Some(path) => settings(Some(path))?.2,
-        None => settings(None)?.2,
-    };
+    let embedder = settings(args.config.as_deref())?.2;
     let temp = tempfile::tempdir().context("cannot create a temporary folder for the store")?;
     let store = args
         .store
@@ -1306,6 +1328,10 @@ fn beir(dir: &Path, args: &EvalArgs) -> Result<()> {
             Err(KnowledgeError::Parse { reason, .. }) => {
                 tally.failed += 1;
                 bar.suspend(|| eprintln!("failed: document {}: {reason}", doc.id));
+            }
+            Err(e @ KnowledgeError::BadPath(_)) => {
+                tally.failed += 1;
+                bar.suspend(|| eprintln!("failed: document {:?}: {e}", doc.id));
             }
             Err(e) => {
                 bar.abandon();
