@@ -3,7 +3,9 @@
 //! 1. ingest: chunks per second through the real `Knowledge::ingest` (parse, chunk, embed, store
 //!    in SQLite) of the sample base `examples/knowledge/docs`, ingested again and again under
 //!    `copyN/` prefixes until at least `--min-chunks` (or synthetic Markdown with `--synthetic`),
-//!    with the share of that time the embedder alone takes (floor: 200 chunks/s);
+//!    each copy followed by the embedder alone on the same texts (the share of ingest it takes,
+//!    timed under the same load), in word pieces per second too; `--runs` runs, medians
+//!    (floor: 200 chunks/s);
 //! 2. search: p50 and p99 of `Index::search` (k = 5, query vector precomputed) in each mode at
 //!    each of `--sizes` chunks of synthetic text and vectors, the query embedding alone, and the
 //!    two summed per query (end to end); modes interleaved per query, `--runs` runs, medians
@@ -32,7 +34,8 @@ use switchyard_knowledge::{
 
 #[derive(Parser)]
 struct Args {
-    /// Runs of the search measurement; the report gives per-run figures and their medians.
+    /// Runs of the ingest and the search measurements; the report gives per-run figures and
+    /// their medians.
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Index sizes, in chunks, to time searches at.
@@ -777,8 +780,91 @@ impl Summary {
     }
 }
 
+/// The texts `Knowledge::ingest` embeds for each document (parsed and cut as it cuts them);
+/// none for a document it cannot read.
+fn embedded_texts(embedder: &Embedder, docs: &[(String, Format, Vec<u8>)]) -> Vec<Vec<String>> {
+    let count = |text: &str| {
+        embedder
+            .count_tokens(text)
+            .unwrap_or_else(|_| text.split_whitespace().count())
+    };
+    docs.iter()
+        .map(|(_, format, bytes)| match parse(*format, bytes) {
+            Ok(blocks) => chunks(&blocks, Budget::default(), &count)
+                .iter()
+                .map(Chunk::indexed_text)
+                .collect(),
+            Err(_) => Vec::new(),
+        })
+        .collect()
+}
+
+/// One ingest run: seconds ingesting and seconds embedding the same texts alone, summed over
+/// the copies, and the chunks and documents stored.
+struct IngestRun {
+    seconds: f64,
+    embed_s: f64,
+    chunks: usize,
+    documents: usize,
+    copies: usize,
+    sqlite_mib: f64,
+}
+
+/// Ingest copies of `docs` into a fresh store until `min_chunks` are stored. After each copy the
+/// embedder alone embeds that copy's texts (in batches of 16 per document, as ingest does), so
+/// the two are timed under the same load and the embedder's share of ingest is a paired figure.
+fn ingest_run(
+    embedder: &Arc<Embedder>,
+    docs: &[(String, Format, Vec<u8>)],
+    texts: &[Vec<String>],
+    min_chunks: usize,
+) -> Result<IngestRun> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("knowledge.db");
+    let knowledge = Knowledge::open(&db, embedder.clone())?;
+    let mut run = IngestRun {
+        seconds: 0.0,
+        embed_s: 0.0,
+        chunks: 0,
+        documents: 0,
+        copies: 0,
+        sqlite_mib: 0.0,
+    };
+    while run.chunks < min_chunks {
+        let before = run.chunks;
+        let t = Instant::now();
+        for (path, format, bytes) in docs {
+            let stored = format!("copy{}/{path}", run.copies);
+            match knowledge.ingest("bench", &stored, *format, bytes)? {
+                Ingested::Stored { chunks } => {
+                    run.chunks += chunks;
+                    run.documents += 1;
+                }
+                Ingested::Unchanged => bail!("{stored} was already stored"),
+            }
+        }
+        run.seconds += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for doc in texts {
+            std::hint::black_box(embed_all(embedder, doc)?);
+        }
+        run.embed_s += t.elapsed().as_secs_f64();
+        run.copies += 1;
+        if run.chunks == before {
+            bail!("no document gave a chunk");
+        }
+    }
+    // The WAL holds what has not been checkpointed into the main file yet.
+    run.sqlite_mib = ["knowledge.db", "knowledge.db-wal"]
+        .iter()
+        .filter_map(|name| std::fs::metadata(dir.path().join(name)).ok())
+        .map(|m| m.len() as f64 / 1048576.0)
+        .sum();
+    Ok(run)
+}
+
 fn ingest(args: &Args, embedder: &Arc<Embedder>, summary: &mut Summary) -> Result<()> {
-    let (source, docs) = if args.synthetic {
+    let (source, mut docs) = if args.synthetic {
         ("synthetic", synthetic_docs(40, args.seed))
     } else {
         let docs = read_docs(&args.docs)?;
@@ -792,83 +878,94 @@ fn ingest(args: &Args, embedder: &Arc<Embedder>, summary: &mut Summary) -> Resul
             ("docs", docs)
         }
     };
-    let bytes: usize = docs.iter().map(|(_, _, b)| b.len()).sum();
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("knowledge.db");
-    let knowledge = Knowledge::open(&db, embedder.clone())?;
-    let mut stored = 0usize;
-    let mut copies = 0usize;
-    let mut documents = 0usize;
+    // A document ingest refuses is left out of every copy (it would fail each time).
+    let files = docs.len();
+    let mut texts = embedded_texts(embedder, &docs);
     let mut skipped = 0usize;
-    let start = Instant::now();
-    while stored < args.min_chunks {
-        let before = stored;
-        for (path, format, bytes) in &docs {
-            match knowledge.ingest("bench", &format!("copy{copies}/{path}"), *format, bytes) {
-                Ok(Ingested::Stored { chunks }) => {
-                    stored += chunks;
-                    documents += 1;
-                }
-                Ok(Ingested::Unchanged) => {}
-                Err(e) if copies == 0 => {
-                    eprintln!("skipping {path}: {e}");
-                    skipped += 1;
-                }
-                Err(e) => return Err(e.into()),
-            }
+    let mut keep = texts.iter().map(|t| !t.is_empty());
+    docs.retain(|(path, format, bytes)| {
+        let ok = keep.next().unwrap_or(false);
+        if !ok {
+            let why = parse(*format, bytes)
+                .err()
+                .unwrap_or_else(|| "it has no text".into());
+            eprintln!("skipping {path}: {why}");
+            skipped += 1;
         }
-        copies += 1;
-        if stored == before {
-            bail!("no document of {} gave a chunk", args.docs.display());
-        }
+        ok
+    });
+    texts.retain(|t| !t.is_empty());
+    if docs.is_empty() {
+        bail!("no document of {} gave a chunk", args.docs.display());
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let db_mib = std::fs::metadata(&db).map_or(f64::NAN, |m| m.len() as f64 / 1048576.0);
+    let bytes: usize = docs.iter().map(|(_, _, b)| b.len()).sum();
+    let texts_per_copy: usize = texts.iter().map(Vec::len).sum();
+    let tokens_per_copy: usize = texts
+        .iter()
+        .flatten()
+        .map(|t| embedder.count_tokens(t).map_or(0, |n| n + 2))
+        .sum();
+    let tokens_per_chunk = tokens_per_copy as f64 / texts_per_copy as f64;
 
-    // The embedder alone on the same texts, cut as ingest cuts them (one copy, batches of 16
-    // per document), scaled to the copies ingested.
-    let count = |text: &str| {
-        embedder
-            .count_tokens(text)
-            .unwrap_or_else(|_| text.split_whitespace().count())
-    };
-    let mut texts_per_copy = 0usize;
-    let mut embed_s = 0.0;
-    for (_, format, bytes) in &docs {
-        let Ok(blocks) = parse(*format, bytes) else {
-            continue;
-        };
-        let texts: Vec<String> = chunks(&blocks, Budget::default(), &count)
-            .iter()
-            .map(Chunk::indexed_text)
-            .collect();
-        texts_per_copy += texts.len();
-        let t = Instant::now();
-        std::hint::black_box(embed_all(embedder, &texts)?);
-        embed_s += t.elapsed().as_secs_f64();
+    let mut rates = Vec::new();
+    let mut shares = Vec::new();
+    let mut embed_rates = Vec::new();
+    for r in 0..args.runs {
+        let run = ingest_run(embedder, &docs, &texts, args.min_chunks)?;
+        let rate = run.chunks as f64 / run.seconds;
+        let embed_rate = (texts_per_copy * run.copies) as f64 / run.embed_s;
+        let share = run.embed_s / run.seconds;
+        println!(
+            "{}",
+            json!({
+                "bench": "knowledge", "measure": "ingest", "run": r + 1, "source": source,
+                "files": files, "skipped": skipped, "bytes_per_copy": bytes,
+                "copies": run.copies, "documents": run.documents, "chunks": run.chunks,
+                "tokens_per_chunk": mib(tokens_per_chunk),
+                "seconds": ms3(run.seconds), "chunks_per_s": mib(rate),
+                "embed_only_s": ms3(run.embed_s), "embed_share": ms3(share),
+                "embed_only_chunks_per_s": mib(embed_rate),
+                "embed_only_tokens_per_s": (embed_rate * tokens_per_chunk).round(),
+                "sqlite_mib": mib(run.sqlite_mib),
+                "precision": format!("{:?}", embedder.precision()),
+            })
+        );
+        eprintln!(
+            "ingest run {}: {} chunks in {:.2} s = {rate:.1} chunks/s; the embedder alone {embed_rate:.1} chunks/s ({:.0}% of ingest)",
+            r + 1,
+            run.chunks,
+            run.seconds,
+            100.0 * share
+        );
+        rates.push(rate);
+        shares.push(share);
+        embed_rates.push(embed_rate);
     }
-    let embed_total_s = embed_s * copies as f64;
-    let rate = stored as f64 / seconds;
+    let rate = median(rates.clone());
+    let share = median(shares);
+    let embed_rate = median(embed_rates);
     let pass = rate >= INGEST_FLOOR;
     println!(
         "{}",
         json!({
-            "bench": "knowledge", "measure": "ingest", "source": source,
-            "files": docs.len(), "skipped": skipped, "bytes_per_copy": bytes,
-            "copies": copies, "documents": documents, "chunks": stored,
-            "seconds": ms3(seconds), "chunks_per_s": mib(rate),
-            "embed_only_s": ms3(embed_total_s), "embed_share": ms3(embed_total_s / seconds),
-            "embed_only_chunks_per_s": mib(texts_per_copy as f64 / embed_s),
-            "sqlite_mib": mib(db_mib), "precision": format!("{:?}", embedder.precision()),
+            "bench": "knowledge", "measure": "ingest_median", "runs": args.runs,
+            "source": source, "chunks_per_s": mib(rate),
+            "chunks_per_s_runs": rates.iter().map(|v| mib(*v)).collect::<Vec<_>>(),
+            "embed_share": ms3(share), "embed_only_chunks_per_s": mib(embed_rate),
+            "tokens_per_chunk": mib(tokens_per_chunk),
+            "embed_only_tokens_per_s": (embed_rate * tokens_per_chunk).round(),
+            "precision": format!("{:?}", embedder.precision()),
             "floor_chunks_per_s": INGEST_FLOOR, "pass": pass,
         })
     );
     summary.line(format!(
-        "ingest ({source}, {} files x {copies} copies): {stored} chunks in {seconds:.2} s = {rate:.1} chunks/s [{}] (floor >= {INGEST_FLOOR}); embedding alone {:.0}% of it ({:.1} chunks/s)",
+        "ingest ({source}, {} files, {texts_per_copy} chunks of {tokens_per_chunk:.0} word pieces a copy), median of {} runs: {rate:.1} chunks/s [{}] (floor >= {INGEST_FLOOR}); the embedder ({:?}) alone {embed_rate:.1} chunks/s = {:.0} word pieces/s, {:.0}% of ingest time",
         docs.len(),
+        args.runs,
         if pass { "PASS" } else { "FAIL" },
-        100.0 * embed_total_s / seconds,
-        texts_per_copy as f64 / embed_s,
+        embedder.precision(),
+        embed_rate * tokens_per_chunk,
+        100.0 * share,
     ));
     Ok(())
 }
@@ -942,10 +1039,22 @@ fn search(args: &Args, embedder: &Embedder, summary: &mut Summary) -> Result<()>
         })
         .collect();
     let vectors = embed_all(embedder, &texts)?;
+    let query_tokens = texts
+        .iter()
+        .map(|t| embedder.count_tokens(t).map_or(0, |n| n + 2))
+        .sum::<usize>() as f64
+        / texts.len() as f64;
     eprintln!(
-        "embedded 320 pool sentences and {} queries in {:.1} s",
+        "embedded 320 pool sentences and {} queries ({query_tokens:.1} word pieces each, markers included) in {:.1} s",
         texts.len(),
         t.elapsed().as_secs_f64()
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "knowledge", "measure": "queries", "queries": texts.len(),
+            "tokens_per_query": mib(query_tokens),
+        })
     );
 
     for &size in &args.sizes {
