@@ -1,12 +1,14 @@
 //! `switchyard.toml`: parsed strictly (an unknown key is an error naming the key and its line),
 //! with `${VAR}` and `${VAR:-default}` replaced from the environment first.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
+use switchyard_api::ChatRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -333,6 +335,60 @@ pub struct ModelConfig {
     /// (`guard = { person = "allow" }`).
     #[serde(default)]
     pub guard: BTreeMap<switchyard_guard::Kind, Action>,
+    /// Sampling for what a request leaves unset
+    /// (`defaults = { temperature = 0.2, top_p = 0.9, max_tokens = 256 }`).
+    #[serde(default)]
+    pub defaults: SamplingDefaults,
+}
+
+/// A model's sampling defaults: each applies only where the request sets nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingDefaults {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    /// Completion tokens, when the request sets neither `max_tokens` nor
+    /// `max_completion_tokens`.
+    pub max_tokens: Option<u32>,
+}
+
+impl SamplingDefaults {
+    /// `req` with the defaults filled in where it is silent; borrowed when nothing changes.
+    pub fn apply<'r>(&self, req: &'r ChatRequest) -> Cow<'r, ChatRequest> {
+        let temperature = req.temperature.is_none() && self.temperature.is_some();
+        let top_p = req.top_p.is_none() && self.top_p.is_some();
+        let max_tokens = req.max_output_tokens().is_none() && self.max_tokens.is_some();
+        if !(temperature || top_p || max_tokens) {
+            return Cow::Borrowed(req);
+        }
+        let mut req = req.clone();
+        if temperature {
+            req.temperature = self.temperature;
+        }
+        if top_p {
+            req.top_p = self.top_p;
+        }
+        if max_tokens {
+            req.max_tokens = self.max_tokens;
+        }
+        Cow::Owned(req)
+    }
+
+    /// What is out of range, in words.
+    fn problem(&self) -> Option<String> {
+        if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            return Some(format!("defaults.temperature = {t} is outside 0..2"));
+        }
+        if let Some(p) = self.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Some(format!(
+                "defaults.top_p = {p} must be above 0 and at most 1"
+            ));
+        }
+        if self.max_tokens == Some(0) {
+            return Some("defaults.max_tokens = 0: give at least 1, or leave it out".into());
+        }
+        None
+    }
 }
 
 impl ModelConfig {
@@ -505,6 +561,9 @@ impl Config {
             ));
         }
         for (name, m) in &self.models {
+            if let Some(problem) = m.defaults.problem() {
+                return Err(invalid(format!("[models.{name}]: {problem}")));
+            }
             if name == switchyard_router::AUTO {
                 return Err(invalid(
                     "[models.auto]: \"auto\" is reserved for the router; pick another name".into(),

@@ -31,6 +31,8 @@ pub struct Model {
     pub region: Option<String>,
     /// Its own per-type guard actions.
     pub guard: std::collections::BTreeMap<switchyard_guard::Kind, crate::config::Action>,
+    /// Sampling for what a request leaves unset.
+    pub defaults: crate::config::SamplingDefaults,
 }
 
 pub struct Gateway {
@@ -142,6 +144,7 @@ impl Gateway {
                         .clone()
                         .or_else(|| m.is_local().then(|| config.guard.region.clone()).flatten()),
                     guard: m.guard.clone(),
+                    defaults: m.defaults,
                 },
             );
         }
@@ -199,7 +202,7 @@ impl Gateway {
             ))
         });
         let calibration = match &config.router.calibration {
-            Some(path) => calibration(path)?,
+            Some(path) => load_calibration(path)?,
             None => Calibration::builtin(),
         };
         let record_features = config.router.record_features && embedder.is_some();
@@ -250,7 +253,7 @@ fn knowledge(
 }
 
 /// `[router] calibration`: a shipped one by name (`builtin`, `builtin:prefix4`) or a file.
-fn calibration(path: &std::path::Path) -> Result<Calibration, BuildError> {
+pub fn load_calibration(path: &std::path::Path) -> Result<Calibration, BuildError> {
     let name = path.to_string_lossy();
     if name.starts_with("builtin") && !path.exists() {
         return Calibration::named_builtin(&name).ok_or_else(|| {

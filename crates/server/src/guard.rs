@@ -345,7 +345,10 @@ impl Outbound {
     /// `model`'s whole answer to its view, restored.
     pub async fn complete(&self, model: &Model) -> Result<ChatResponse, ProviderError> {
         let view = self.view(model);
-        let mut resp = model.provider.complete(&view.req).await?;
+        let mut resp = model
+            .provider
+            .complete(&model.defaults.apply(&view.req))
+            .await?;
         if let Some(vault) = &view.vault {
             restore_response(vault, &mut resp);
         }
@@ -355,7 +358,10 @@ impl Outbound {
     /// `model`'s stream for its view, restored chunk by chunk.
     pub async fn stream(&self, model: &Model) -> Result<ChunkStream, ProviderError> {
         let view = self.view(model);
-        let chunks = model.provider.stream(&view.req).await?;
+        let chunks = model
+            .provider
+            .stream(&model.defaults.apply(&view.req))
+            .await?;
         Ok(match &view.vault {
             Some(vault) => restored(chunks, StreamRestorer::new(vault.clone())),
             None => chunks,

@@ -78,7 +78,7 @@ fn an_unknown_key() {
         refusal("unknown_key"),
         ": line 4: unknown field `colour`, expected one of `provider`, `path`, `base_url`, \
          `model`, `api_key`, `price`, `fallbacks`, `timeouts`, `retries`, `threads`, `slots`, \
-         `context_tokens`, `queue`, `region`, `on_premises`, `guard`"
+         `context_tokens`, `queue`, `region`, `on_premises`, `guard`, `defaults`"
     );
 }
 
@@ -172,6 +172,14 @@ fn a_local_model_without_a_path() {
     assert_eq!(
         refusal("local_without_path"),
         ": [models.small]: provider = \"local\" needs `path` to a GGUF file"
+    );
+}
+
+#[test]
+fn a_sampling_default_out_of_range() {
+    assert_eq!(
+        refusal("defaults_out_of_range"),
+        ": [models.small]: defaults.temperature = 3 is outside 0..2"
     );
 }
 

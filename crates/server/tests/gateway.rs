@@ -62,6 +62,30 @@ async fn a_completion_is_answered_with_headers_cost_and_a_log_row() {
 }
 
 #[tokio::test]
+async fn a_models_sampling_defaults_fill_only_what_the_request_leaves_unset() {
+    let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
+    let config = upstream("large", "openai", &mock.base_url(), "mock")
+        + "defaults = { temperature = 0.2, top_p = 0.9, max_tokens = 64 }\n";
+    let gw = start(&config).await;
+
+    assert_eq!(gw.chat(question("large")).await.status(), 200);
+    let sent = mock.last_received().unwrap().json();
+    assert_eq!(sent["temperature"].as_f64().map(|t| t as f32), Some(0.2));
+    assert_eq!(sent["top_p"].as_f64().map(|p| p as f32), Some(0.9));
+    assert_eq!(sent["max_tokens"], 64);
+
+    let mut own = question("large");
+    own["temperature"] = json!(1.0);
+    own["max_completion_tokens"] = json!(10);
+    assert_eq!(gw.chat(own).await.status(), 200);
+    let sent = mock.last_received().unwrap().json();
+    assert_eq!(sent["temperature"], 1.0);
+    assert_eq!(sent["max_completion_tokens"], 10);
+    assert!(sent.get("max_tokens").is_none_or(Value::is_null), "{sent}");
+    assert_eq!(sent["top_p"].as_f64().map(|p| p as f32), Some(0.9));
+}
+
+#[tokio::test]
 async fn auto_goes_to_the_default_model() {
     let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
     let gw = start(&format!(

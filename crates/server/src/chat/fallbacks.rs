@@ -160,6 +160,7 @@ mod tests {
             local: false,
             region: None,
             guard: Default::default(),
+            defaults: Default::default(),
         }
     }
 
