@@ -95,6 +95,11 @@ pub enum RouteError {
         requested: String,
         available: String,
     },
+    #[error("route `{requested}` is not configured; use one of: {available}")]
+    UnknownRoute {
+        requested: String,
+        available: String,
+    },
     #[error("route `{route}`: {message}")]
     Invalid { route: String, message: String },
     #[error(transparent)]
@@ -103,6 +108,9 @@ pub enum RouteError {
 
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
+        if let RouteError::UnknownRoute { .. } = e {
+            return ApiError::new(ErrorKind::NotFound, e.to_string()).with_code("route_not_found");
+        }
         ApiError::new(ErrorKind::NotFound, e.to_string())
             .with_param("model")
             .with_code("model_not_found")
@@ -324,6 +332,52 @@ impl Router {
                 )
             })
             .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    /// Replay's pins (`switchyard replay`): `route` instead of the route the router chose, and
+    /// `model` answering alone instead of the ladder, so that every model answers a request as
+    /// the route would have it answer (its system prompt and knowledge base still apply).
+    pub fn pin(
+        &self,
+        decision: Decision,
+        route: Option<&str>,
+        model: Option<&str>,
+    ) -> Result<Decision, RouteError> {
+        let mut decision = match route {
+            None => decision,
+            Some(name) => {
+                let Some(r) = self.routes.iter().find(|r| r.config.name == name) else {
+                    return Err(RouteError::UnknownRoute {
+                        requested: name.to_owned(),
+                        available: self
+                            .routes
+                            .iter()
+                            .map(|r| r.config.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                };
+                Self::decide_route(r, format!("route {name}: pinned"), decision.scores)
+            }
+        };
+        if let Some(m) = model {
+            if !self.models.iter().any(|x| x == m) {
+                return Err(RouteError::UnknownModel {
+                    requested: m.to_owned(),
+                    available: self.models.join(", "),
+                });
+            }
+            // What the router chose, for replay to follow offline.
+            let chose = if decision.cascade {
+                format!("cascade {}", decision.ladder.join(","))
+            } else {
+                decision.target().to_owned()
+            };
+            decision.ladder = vec![m.to_owned()];
+            decision.cascade = false;
+            decision.reason += &format!("; pinned to {m} (the router chose {chose})");
+        }
+        Ok(decision)
     }
 
     pub fn decide(&self, req: &ChatRequest, s: &Signals) -> Result<Decision, RouteError> {

@@ -33,6 +33,11 @@ use execute::{execute, Answer, Answered, Delivery, Trail};
 /// Clients name a conversation with this header to keep it on one model.
 const CONVERSATION: &str = "x-switchyard-conversation";
 
+/// `switchyard replay` pins the route (by name) and the one model that answers it with these
+/// headers, so that every model answers a request the way its route would have it answered.
+const PIN_ROUTE: &str = "x-switchyard-pin-route";
+const PIN_MODEL: &str = "x-switchyard-pin-model";
+
 /// The response's extension field: `switchyard.sources` (a streamed answer's is in its last
 /// chunk).
 const SWITCHYARD: &str = "switchyard";
@@ -64,6 +69,13 @@ pub async fn completions(
         signals.pii = s.kinds().keys().map(|k| k.name().to_owned()).collect();
     }
     let mut decision = gw.router.decide(&req, &signals).map_err(ApiError::from)?;
+    if req.model == AUTO {
+        let pin = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        decision = gw
+            .router
+            .pin(decision, pin(PIN_ROUTE), pin(PIN_MODEL))
+            .map_err(ApiError::from)?;
+    }
     let grounding = match (&decision.knowledge, &gw.knowledge) {
         (Some(route), Some(bases)) => {
             let query = retrieval_query(&gw, &decision, &req, screening.as_ref());

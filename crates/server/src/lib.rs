@@ -32,7 +32,7 @@ use switchyard_api::{ApiError, ErrorKind, ModelList, ModelObject};
 use switchyard_store::RequestLog;
 
 pub use config::{Config, ConfigError, ModelConfig};
-pub use gateway::{BuildError, Gateway, LocalLoader, Model};
+pub use gateway::{load_calibration, BuildError, Gateway, LocalLoader, Model};
 pub use local::{load_local, token_logprob};
 pub use record::{COST, MODEL, REDACTED, REQUEST_ID, ROUTE, SCORES};
 

@@ -166,3 +166,67 @@ async fn a_learned_score_sends_hard_questions_to_the_strong_model() {
     let (model, route, _) = ask(&gw, "Hi there, how is it going?", None).await;
     assert_eq!(model, "cheap", "{route}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_pins_a_route_and_the_model_that_answers_it() {
+    let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
+    let config = format!(
+        "{}{}
+[[routes]]
+name = \"legal\"
+when = {{ keywords = [\"contract\"] }}
+ladder = [\"cheap\", \"big\"]
+cascade = true
+system_prompt = \"You are a careful legal assistant.\"
+",
+        upstream("cheap", "openai", &mock.base_url(), "echo"),
+        upstream("big", "openai", &mock.base_url(), "echo"),
+    );
+    let gw = start_with(&config, &no_local).await;
+    let send = |route: Option<&'static str>, model: &'static str| {
+        let mut req = gw
+            .client
+            .post(gw.url("/v1/chat/completions"))
+            .header("x-switchyard-pin-model", model)
+            .json(&json!({"model": "auto", "messages": [{"role": "user", "content": "hello"}]}));
+        if let Some(r) = route {
+            req = req.header("x-switchyard-pin-route", r);
+        }
+        req.send()
+    };
+
+    // "hello" matches no rule; the pinned route applies anyway, answered by the pinned model.
+    let resp = send(Some("legal"), "big").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-model"], "big");
+    let route = resp.headers()["x-switchyard-route"].to_str().unwrap();
+    assert_eq!(
+        route,
+        "route legal: pinned; pinned to big (the router chose cascade cheap,big)"
+    );
+    let body: Value = resp.json().await.unwrap();
+    let sent: Value =
+        serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "You are a careful legal assistant."
+    );
+
+    // Without a pinned route, the router's own decision is kept and only the model changes.
+    let resp = send(None, "big").await.unwrap();
+    assert_eq!(resp.headers()["x-switchyard-model"], "big");
+
+    let resp = send(Some("billing"), "big").await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "route_not_found");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("use one of: legal"),
+        "{err}"
+    );
+    let resp = send(Some("legal"), "nope").await.unwrap();
+    assert_eq!(resp.status(), 404);
+}

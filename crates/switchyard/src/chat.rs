@@ -37,20 +37,13 @@ pub async fn run(args: Args) -> Result<()> {
         Some(url) => (url.trim_end_matches('/').to_owned(), None),
         None => {
             let config = crate::load_config(args.config.as_deref())?;
-            let server = crate::build_server(&config)?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(server.serve(listener, async {
-                let _ = stopped.await;
-            }));
-            (format!("http://{addr}"), Some((stop, task)))
+            let local = crate::Local::start(&config).await?;
+            (local.base.clone(), Some(local))
         }
     };
     let result = ask(&base, &args).await;
-    if let Some((stop, task)) = local {
-        let _ = stop.send(());
-        task.await.context("the in-process gateway panicked")??;
+    if let Some(local) = local {
+        local.stop().await?;
     }
     result
 }

@@ -5,6 +5,7 @@ mod chat;
 mod guard;
 mod knowledge;
 mod offline;
+mod replay;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,9 @@ enum Command {
     Train(offline::TrainArgs),
     /// Replay labelled data through a learned router and the baselines: APGR, CPT, a plot.
     Eval(offline::EvalArgs),
+    /// Every model answers a labelled workload through the gateway; every router is replayed
+    /// on the answers: share served small, quality kept, cost saved, latency, APGR.
+    Replay(replay::Args),
     /// Fit the cascade's confidence calibration: run a local model over labelled questions.
     Calibrate(calibrate::Args),
     /// The privacy guard: scan a text for personal data, or evaluate the detector.
@@ -97,6 +101,39 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
 
 pub fn build_server(config: &Config) -> Result<Server> {
     Ok(Server::new(config, &switchyard_server::load_local)?)
+}
+
+/// A gateway served in-process on a loopback port, for commands that send it requests.
+pub struct Local {
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), switchyard_server::ServerError>>,
+}
+
+impl Local {
+    pub async fn start(config: &Config) -> Result<Local> {
+        let server = build_server(config)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Local {
+            base: format!("http://{addr}"),
+            stop,
+            task,
+        })
+    }
+
+    /// Stops it the way SIGTERM does: in-flight requests finish and the log is flushed.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .context("the in-process gateway panicked")??;
+        Ok(())
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not
@@ -174,6 +211,7 @@ async fn main() -> Result<()> {
         Command::Chat(args) => chat::run(args).await,
         Command::Train(args) => offline::train(args),
         Command::Eval(args) => offline::eval(args),
+        Command::Replay(args) => replay::run(args).await,
         Command::Calibrate(args) => calibrate::run(args).await,
         Command::Guard(args) => guard::run(args),
         Command::Ingest(args) => knowledge::ingest(args),
