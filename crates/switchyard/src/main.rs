@@ -71,8 +71,15 @@ const SMOLLM2_DEFAULTS: &str = "defaults = { temperature = 0.2, top_p = 0.9, max
 
 /// The embedded default: the default SLM from the models folder, no upstream.
 fn embedded_default() -> Result<Config> {
-    let models = switchyard_models::dir();
-    let path = Path::new(&models).join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    embedded_default_in(Path::new(&switchyard_models::dir()))
+}
+
+/// The larger local tier (`scripts/fetch-models.sh --large`): with it, the embedded default
+/// cascades from SmolLM2 to it, priced as gpt-4o-mini so the savings show.
+const LARGE: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+
+fn embedded_default_in(models: &Path) -> Result<Config> {
+    let path = models.join("SmolLM2-135M-Instruct.Q4_1.gguf");
     if !path.is_file() {
         bail!(
             "the default model {} is missing: run scripts/fetch-models.sh (or set SWITCHYARD_MODELS to the folder holding it, or pass --config)",
@@ -83,7 +90,15 @@ fn embedded_default() -> Result<Config> {
         "[models.small]\nprovider = \"local\"\npath = {:?}\n{SMOLLM2_DEFAULTS}\n",
         path.display().to_string()
     );
-    let embedder = Path::new(&models).join("all-MiniLM-L6-v2");
+    let large = models.join(LARGE);
+    if large.is_file() {
+        text.push_str(&format!(
+            "[models.large]\nprovider = \"local\"\npath = {:?}\nprice = {{ input = 0.15, output = 0.60 }}\n\
+             [[routes]]\nname = \"cascade\"\nwhen = {{ min_chars = 1 }}\nladder = [\"small\", \"large\"]\ncascade = true\n",
+            large.display().to_string()
+        ));
+    }
+    let embedder = models.join("all-MiniLM-L6-v2");
     if embedder.is_dir() {
         text.push_str(&format!(
             "[embeddings]\npath = {:?}\n",
@@ -236,5 +251,27 @@ mod tests {
         assert!(config.server.api_keys.is_empty());
         assert_eq!(config.models["large"].fallbacks, vec!["claude"]);
         assert_eq!(config.models["small"].defaults.temperature, Some(0.2));
+    }
+
+    #[test]
+    fn the_embedded_default_cascades_to_the_larger_tier_when_it_is_fetched() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("SmolLM2-135M-Instruct.Q4_1.gguf"), "").unwrap();
+        let alone = embedded_default_in(dir.path()).unwrap();
+        assert!(alone.routes.is_empty());
+        assert_eq!(alone.models["small"].defaults.max_tokens, Some(256));
+
+        std::fs::write(dir.path().join(LARGE), "").unwrap();
+        let both = embedded_default_in(dir.path()).unwrap();
+        assert_eq!(both.routes[0].ladder, vec!["small", "large"]);
+        assert!(both.routes[0].cascade);
+        assert_eq!(both.default_model(), Some("small"));
+    }
+
+    #[test]
+    fn the_embedded_default_says_how_to_fetch_a_missing_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = embedded_default_in(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("scripts/fetch-models.sh"), "{e}");
     }
 }

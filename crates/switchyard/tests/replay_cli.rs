@@ -279,6 +279,13 @@ async fn calibrate_fits_on_the_replays_cached_answers_without_inference() {
     assert!(stdout.contains("held-out AUC"), "{stdout}");
     let c = switchyard_router::confidence::Calibration::load(&calibration).unwrap();
     assert_eq!(c.metadata.model, "small");
-    assert_eq!((c.metadata.n, c.metadata.n_train, c.metadata.n_test), (8, 4, 4));
-    assert!(c.metadata.data.contains("switchyard replay"), "{}", c.metadata.data);
+    assert_eq!(
+        (c.metadata.n, c.metadata.n_train, c.metadata.n_test),
+        (8, 4, 4)
+    );
+    assert!(
+        c.metadata.data.contains("switchyard replay"),
+        "{}",
+        c.metadata.data
+    );
 }
