@@ -13,6 +13,7 @@ pub mod cache;
 pub mod collect;
 pub mod grade;
 pub mod labels;
+pub mod live;
 pub mod report;
 pub mod workload;
 

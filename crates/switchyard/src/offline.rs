@@ -116,7 +116,7 @@ fn models_dir() -> PathBuf {
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Whether a path is a request log: an SQLite file, whatever its name.
-fn is_request_log(path: &Path) -> bool {
+pub(crate) fn is_request_log(path: &Path) -> bool {
     let mut header = [0u8; 16];
     path.is_file()
         && std::fs::File::open(path)

@@ -15,12 +15,14 @@ pub struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
     /// The workload: JSONL rows of `messages` or `prompt`, `grade`, and optional `group`,
-    /// `route`, `max_tokens`, `temperature`.
+    /// `route`, `max_tokens`, `temperature`. Or the request log (the SQLite file of [store]
+    /// path): then the deployment's live operating point is reported, calling no model.
     #[arg(long)]
     data: PathBuf,
-    /// Where the answers are cached (answers.jsonl) and the report written.
+    /// Where the answers are cached (answers.jsonl) and the report written (needed with a
+    /// workload).
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// The models to ask, small first, large last (default: the models the routes use, by
     /// price).
     #[arg(long, value_delimiter = ',')]
@@ -48,8 +50,14 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<()> {
     let config = crate::load_config(args.config.as_deref())?;
-    let workload = Workload::load(&args.data)?;
     let models = models(&config, &args.models)?;
+    if crate::offline::is_request_log(&args.data) {
+        return live(&config, &args, &models);
+    }
+    let Some(out) = args.out.as_deref() else {
+        bail!("--out DIR is needed with a workload: the answers are cached there");
+    };
+    let workload = Workload::load(&args.data)?;
     if args.split.is_some_and(|s| !(s > 0.0 && s < 1.0)) {
         bail!("--split is the held-out share: a number between 0 and 1, such as 0.5");
     }
@@ -60,7 +68,7 @@ pub async fn run(args: Args) -> Result<()> {
             local: config.models[m].is_local(),
         })
         .collect();
-    let mut cache = AnswerCache::open(&args.out)?;
+    let mut cache = AnswerCache::open(out)?;
     let wanted = workload.items.len() * targets.len();
     let missing = workload
         .items
@@ -134,25 +142,72 @@ pub async fn run(args: Args) -> Result<()> {
     let sides = args
         .split
         .map(|share| switchyard_replay::report::held_out(&workload.items, share, args.seed));
-    let labels = switchyard_replay::labels::write(
-        &args.out,
-        &workload.items,
-        &cache,
-        &models,
-        sides.as_deref(),
-    )?;
+    let labels =
+        switchyard_replay::labels::write(out, &workload.items, &cache, &models, sides.as_deref())?;
     for path in labels {
         eprintln!("labels: {}", path.display());
     }
     let json = serde_json::to_string_pretty(&report)?;
-    std::fs::write(args.out.join("report.json"), &json)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    let svg = args.out.join("replay.svg");
+    std::fs::write(out.join("report.json"), &json)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    let svg = out.join("replay.svg");
     plot(&svg, &report)?;
     if args.json {
         println!("{json}");
     } else {
         print_table(&report, &svg);
+    }
+    Ok(())
+}
+
+/// The live operating point of the request log's routed traffic.
+fn live(config: &Config, args: &Args, models: &[String]) -> Result<()> {
+    let requests = switchyard_store::read_requests(&args.data)?;
+    let feedback = switchyard_store::read_feedback(&args.data)?;
+    let prices = config
+        .models
+        .iter()
+        .map(|(name, m)| (name.clone(), (m.price.input, m.price.output)))
+        .collect();
+    let (small, large) = (&models[0], &models[models.len() - 1]);
+    let point =
+        switchyard_replay::live::operating_point(&requests, &feedback, small, large, &prices);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&point)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} routed requests (\"model\": \"auto\"), small model {small}, large {large}",
+        args.data.display(),
+        point.requests
+    );
+    println!(
+        "answered small {:.1}%; cost ${:.4} against ${:.4} all-large (saved {:.1}%); latency p50 {:.0} ms, p95 {:.0} ms",
+        100.0 * point.small_share,
+        point.cost_usd,
+        point.all_large_cost_usd,
+        100.0 * point.saving_vs_large,
+        point.latency_p50_ms,
+        point.latency_p95_ms
+    );
+    if let Some(rate) = point.escalation_rate {
+        println!(
+            "cascade: {} requests, {:.1}% escalated",
+            point.cascade_requests,
+            100.0 * rate
+        );
+    }
+    for (name, m) in &point.models {
+        println!(
+            "  {name:<16} {:>6} requests {:>6.1}%  ${:.4}  feedback {}",
+            m.requests,
+            100.0 * m.share,
+            m.cost_usd,
+            m.feedback_mean.map_or("-".to_owned(), |f| format!(
+                "{f:.2} ({} rated)",
+                m.feedback_n
+            ))
+        );
     }
     Ok(())
 }

@@ -157,6 +157,24 @@ async fn replay_collects_grades_and_replays_every_router_and_a_second_run_asks_n
         report["routers"]["configured"]["small_share"]
     );
 
+    // The chats went into the request log: its live operating point is what they did; the
+    // replay's own pinned requests are not counted.
+    let run = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .env("RUST_LOG", "warn")
+        .arg("replay")
+        .arg("--config")
+        .arg(dir.path().join("switchyard.toml"))
+        .arg("--data")
+        .arg(dir.path().join("switchyard.db"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let point: Value = serde_json::from_str(&ok(&run)).unwrap();
+    assert_eq!(point["requests"], 6, "{point}");
+    assert_eq!(point["cascade_requests"], 6);
+    let escalated = point["escalation_rate"].as_f64().unwrap() * 6.0;
+    assert_eq!(escalated.round() as usize, 6 - live, "{point}");
+
     // Everything is cached: the second run starts no gateway and asks no model.
     let before = mock.requests();
     let (c, d, o) = (
