@@ -9,9 +9,6 @@ use serde::Serialize;
 use switchyard_router::eval;
 use switchyard_store::{FeedbackRecord, RequestRecord};
 
-/// What the gateway's explanation of a pinned (replay) request holds.
-const PINNED: &str = "(the router chose ";
-
 /// A model's price in USD per million tokens, input and output.
 pub type Price = (f64, f64);
 
@@ -45,27 +42,26 @@ pub struct LivePoint {
     pub latency_p95_ms: f64,
 }
 
-/// The operating point of the log's routed traffic; `small` and `large` name the cheapest and
-/// the most capable model, `prices` every configured model's.
+/// The operating point of the log's routed traffic; `small` names the cheapest model,
+/// `large_price` is the most capable one's.
 pub fn operating_point(
     requests: &[RequestRecord],
     feedback: &[FeedbackRecord],
     small: &str,
-    large: &str,
-    prices: &HashMap<String, Price>,
+    large_price: Price,
 ) -> LivePoint {
     let routed: Vec<&RequestRecord> = requests
         .iter()
         .filter(|r| r.requested_model == "auto" && r.status == 200 && !r.model.is_empty())
         // A replay's own collection, pinned to each model in turn, is not the router's doing.
-        .filter(|r| !r.route.contains(PINNED))
+        .filter(|r| !r.route.contains(crate::report::ROUTER_CHOSE))
         .collect();
     let n = routed.len();
     let ratings: HashMap<&str, Vec<f64>> = feedback.iter().fold(HashMap::new(), |mut m, f| {
         m.entry(f.request_id.as_str()).or_default().push(f.score);
         m
     });
-    let (li, lo) = prices.get(large).copied().unwrap_or_default();
+    let (li, lo) = large_price;
     let mut models: BTreeMap<String, ModelShare> = BTreeMap::new();
     let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let (mut cost, mut large_cost, mut cascaded, mut escalated) = (0.0, 0.0, 0usize, 0usize);
@@ -174,8 +170,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let prices = HashMap::from([("small".into(), (0.0, 0.0)), ("large".into(), (2.0, 8.0))]);
-        let p = operating_point(&rows, &feedback, "small", "large", &prices);
+        let p = operating_point(&rows, &feedback, "small", (2.0, 8.0));
         assert_eq!(
             p.requests, 4,
             "explicit and pinned requests are not the router's"

@@ -107,10 +107,13 @@ enum Routed {
     Cascade,
 }
 
-/// What the router chose before replay pinned the model: the gateway appends "(the router
-/// chose M)" or "(the router chose cascade A,B)" to its explanation.
+/// What the gateway appends to its explanation of a pinned request: "(the router chose M)" or
+/// "(the router chose cascade A,B)" (`switchyard_router::Router::pin`).
+pub(crate) const ROUTER_CHOSE: &str = "(the router chose ";
+
+/// What the router chose before replay pinned the model.
 fn routed(reason: &str) -> Option<Routed> {
-    let (_, rest) = reason.rsplit_once("(the router chose ")?;
+    let (_, rest) = reason.rsplit_once(ROUTER_CHOSE)?;
     let chose = rest.strip_suffix(')')?;
     Some(match chose.strip_prefix("cascade ") {
         Some(_) => Routed::Cascade,
@@ -452,22 +455,21 @@ mod tests {
         vec!["small".into(), "large".into()]
     }
 
+    fn options(models: &[String], held_out: Option<f64>, seed: u64) -> Options<'_> {
+        Options {
+            models,
+            calibration: None,
+            target_quality: 0.95,
+            held_out,
+            seed,
+        }
+    }
+
     #[test]
     fn baselines_and_the_oracle_on_known_answers() {
         let (_dir, items, cache) = setup(10);
         let models = models();
-        let r = report(
-            &items,
-            &cache,
-            &Options {
-                models: &models,
-                calibration: None,
-                target_quality: 0.95,
-                held_out: None,
-                seed: 1,
-            },
-        )
-        .unwrap();
+        let r = report(&items, &cache, &options(&models, None, 1)).unwrap();
         assert_eq!(r.requests, 10);
         let small = &r.routers["all_small"];
         assert_eq!((small.small_share, small.quality), (1.0, Some(0.5)));
@@ -517,31 +519,10 @@ mod tests {
     fn a_split_reports_on_the_held_out_requests_only() {
         let (_dir, items, cache) = setup(40);
         let models = models();
-        let r = report(
-            &items,
-            &cache,
-            &Options {
-                models: &models,
-                calibration: None,
-                target_quality: 0.95,
-                held_out: Some(0.5),
-                seed: 3,
-            },
-        )
-        .unwrap();
+        let r = report(&items, &cache, &options(&models, Some(0.5), 3)).unwrap();
         assert_eq!((r.requests, r.train_requests), (20, 20));
         assert_eq!(r.routers["all_large"].cost_usd, 20.0);
-        let wrong = report(
-            &items,
-            &cache,
-            &Options {
-                models: &models[..1],
-                calibration: None,
-                target_quality: 0.95,
-                held_out: None,
-                seed: 3,
-            },
-        );
+        let wrong = report(&items, &cache, &options(&models[..1], None, 3));
         assert_eq!(wrong.err(), Some(ReportError::TooFewModels(1)));
     }
 

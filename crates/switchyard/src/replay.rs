@@ -164,14 +164,14 @@ pub async fn run(args: Args) -> Result<()> {
 fn live(config: &Config, args: &Args, models: &[String]) -> Result<()> {
     let requests = switchyard_store::read_requests(&args.data)?;
     let feedback = switchyard_store::read_feedback(&args.data)?;
-    let prices = config
-        .models
-        .iter()
-        .map(|(name, m)| (name.clone(), (m.price.input, m.price.output)))
-        .collect();
     let (small, large) = (&models[0], &models[models.len() - 1]);
-    let point =
-        switchyard_replay::live::operating_point(&requests, &feedback, small, large, &prices);
+    let price = config.models[large].price;
+    let point = switchyard_replay::live::operating_point(
+        &requests,
+        &feedback,
+        small,
+        (price.input, price.output),
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&point)?);
         return Ok(());
