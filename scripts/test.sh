@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Say where the models are: a target folder shared between checkouts can hold a build that
+# remembers another checkout's path (cargo does not rebuild when a workspace moves).
+export SWITCHYARD_MODELS="${SWITCHYARD_MODELS:-$PWD/models}"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,22 +1,15 @@
-//! `switchyard train` and `switchyard eval`: learn a router from labelled data and replay
-//! labelled data through it, offline, without calling any model.
-//!
-//! Data is RouteLLM-style CSV, JSONL, or the gateway's own request log (an SQLite file, told
-//! by its header): its `"model": "auto"` rows that carry features (`[router] record_features`)
-//! and a label from their cascade or feedback (see `switchyard_router::logged`).
+//! `switchyard train` and `switchyard eval`: the command line of `switchyard_offline`, which
+//! learns a router from labelled data and replays labelled data through it without calling
+//! any model.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
-use switchyard_embed::{Embedder, Precision};
-use switchyard_router::data::{self, Example, Features, ModelPair};
-use switchyard_router::eval::{self, Evaluation, Outcome, Report};
+use switchyard_offline::{embeddings, judge, labelled, plot};
+use switchyard_router::data::{self, Example, ModelPair};
+use switchyard_router::eval;
 use switchyard_router::learned::{self, LearnedRouter, LearnerKind, Target, TrainOptions};
-use switchyard_router::logged::{self, Label, Logged};
 
 /// Where the data, the models and the embedding cache come from (shared by both commands).
 #[derive(clap::Args)]
@@ -108,411 +101,77 @@ pub struct EvalArgs {
     plot: Option<PathBuf>,
 }
 
-fn models_dir() -> PathBuf {
-    switchyard_models::dir()
-}
-
-/// The first bytes of every SQLite 3 database file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-
-/// Whether a path is a request log: an SQLite file, whatever its name.
-pub(crate) fn is_request_log(path: &Path) -> bool {
-    let mut header = [0u8; 16];
-    path.is_file()
-        && std::fs::File::open(path)
-            .and_then(|mut f| f.read_exact(&mut header))
-            .is_ok()
-        && &header == SQLITE_HEADER
-}
-
 fn model_pair(args: &DataArgs) -> Result<ModelPair> {
-    if let (Some(weak), Some(strong)) = (&args.weak, &args.strong) {
-        return Ok(ModelPair {
+    let explicit = match (&args.weak, &args.strong) {
+        (Some(weak), Some(strong)) => Some(ModelPair {
             weak: weak.clone(),
             strong: strong.clone(),
-        });
-    }
-    let files: Vec<&PathBuf> = args.data.iter().filter(|p| !is_request_log(p)).collect();
-    if files.is_empty() {
-        // Request logs label the small model against the larger ones: no columns to pick.
-        return Ok(ModelPair {
-            weak: "the small model".into(),
-            strong: "a larger model".into(),
-        });
-    }
-    let first = files
-        .into_iter()
-        .map(|p| data::data_files(p))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .next()
-        .context("no data files found under --data")?;
-    let names = data::model_names(&first)?;
-    let [a, b] = names.as_slice() else {
-        bail!(
-            "{} has {} model columns ({}); pick two with --weak and --strong",
-            first.display(),
-            names.len(),
-            names.join(", ")
+        }),
+        _ => None,
+    };
+    let pair = labelled::model_pair(&args.data, explicit)?;
+    if pair.by_mean_quality {
+        eprintln!(
+            "models: weak = {}, strong = {} (by mean quality; pass --weak/--strong to choose)",
+            pair.models.weak, pair.models.strong
         );
-    };
-    let pair = ModelPair {
-        weak: a.clone(),
-        strong: b.clone(),
-    };
-    let examples = data::load(&first, &pair)?;
-    let mean = |f: fn(&Example) -> f64| examples.iter().map(f).sum::<f64>();
-    let pair = if mean(|e| e.weak) > mean(|e| e.strong) {
-        ModelPair {
-            weak: b.clone(),
-            strong: a.clone(),
-        }
-    } else {
-        pair
-    };
-    eprintln!(
-        "models: weak = {}, strong = {} (by mean quality; pass --weak/--strong to choose)",
-        pair.weak, pair.strong
-    );
-    Ok(pair)
+    }
+    Ok(pair.models)
 }
 
 /// Load every --data path, drop contaminated prompts, and say what was read.
 fn load_examples(args: &DataArgs, pair: &ModelPair) -> Result<Vec<Example>> {
-    let mut examples = Vec::new();
-    let mut contaminated = HashSet::new();
-    for path in &args.data {
-        if is_request_log(path) {
-            examples.extend(load_log(path)?);
-            continue;
-        }
-        examples.extend(data::load(path, pair)?);
-        let listed = path.join(data::CONTAMINATED_FILE);
-        if path.is_dir() && listed.is_file() {
-            contaminated.extend(data::load_contaminated(&listed)?);
-        }
+    let loaded = labelled::load(&args.data, pair, args.contaminated.as_deref())?;
+    for (path, counts) in &loaded.logs {
+        eprintln!("{}: {counts}", path.display());
     }
-    if let Some(path) = &args.contaminated {
-        contaminated.extend(data::load_contaminated(path)?);
-    }
-    let dropped = data::decontaminate(&mut examples, &contaminated);
     eprintln!(
-        "data: {} examples in {} groups ({dropped} contaminated prompts dropped)",
-        examples.len(),
-        data::groups(&examples).len()
+        "data: {} examples in {} groups ({} contaminated prompts dropped)",
+        loaded.examples.len(),
+        data::groups(&loaded.examples).len(),
+        loaded.contaminated_dropped
     );
-    Ok(examples)
+    Ok(loaded.examples)
 }
 
-/// What reading a request log found, row by row.
-#[derive(Debug, Default)]
-struct LogCounts {
-    rows: usize,
-    not_auto: usize,
-    no_features: usize,
-    no_label: usize,
-    not_good_enough: usize,
-    good_enough: usize,
-    feedback: usize,
-    feedback_unknown: usize,
-}
-
-/// The labelled examples of a request log (see `switchyard_router::logged` for the rules);
-/// says how many rows were skipped and why.
-fn load_log(path: &Path) -> Result<Vec<Example>> {
-    let context = || format!("cannot read the request log {}", path.display());
-    let feedback = switchyard_store::read_feedback(path).with_context(context)?;
-    let mut counts = LogCounts {
-        feedback: feedback.len(),
-        ..LogCounts::default()
+/// Every example's embedding, through the cache next to `model`, with a progress bar.
+fn embeddings_of(args: &DataArgs, model: &Path, examples: &[Example]) -> Result<Vec<Vec<f32>>> {
+    let source = embeddings::Source {
+        embedder: args
+            .embedder
+            .clone()
+            .unwrap_or_else(|| switchyard_models::dir().join("all-MiniLM-L6-v2")),
+        cache: (!args.no_cache).then(|| embeddings::cache_next_to(model)),
     };
-    // Oldest first: the latest score for a request wins.
-    let mut latest: HashMap<String, f64> = feedback
-        .into_iter()
-        .map(|f| (f.request_id, f.score))
-        .collect();
-    let mut rated = HashSet::new();
-    let group = data::group_of(path);
-    let mut examples = Vec::new();
-    switchyard_store::scan_requests(path, |r| {
-        counts.rows += 1;
-        let feedback = latest.get(&r.id).copied();
-        if feedback.is_some() {
-            rated.insert(r.id.clone());
+    let bar = ProgressBar::hidden().with_message("embedding");
+    bar.set_style(ProgressStyle::with_template(
+        "{msg} {wide_bar} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
+    )?);
+    let embedded = embeddings::of_examples(&source, examples, &mut |done, of| {
+        if bar.is_hidden() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
-        if r.requested_model != switchyard_router::AUTO {
-            counts.not_auto += 1;
-            return;
-        }
-        let features = match (r.embedding, r.cheap_features.map(<[f32; 6]>::try_from)) {
-            (Some(embedding), Some(Ok(cheap))) if !embedding.is_empty() => {
-                Features { embedding, cheap }
-            }
-            _ => {
-                counts.no_features += 1;
-                return;
-            }
-        };
-        let scores: BTreeMap<String, f64> = r
-            .scores
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        let steps = logged::read_steps(r.cascade.as_deref());
-        let row = Logged {
-            reason: &r.route,
-            cascade: steps.as_deref(),
-            scores: &scores,
-            chosen: r.chosen.as_deref(),
-            answered_by: &r.model,
-            status: r.status,
-            feedback,
-        };
-        match logged::judge(&row) {
-            None => counts.no_label += 1,
-            Some(j) => {
-                match j.label {
-                    Label::NotGoodEnough => counts.not_good_enough += 1,
-                    Label::GoodEnough => counts.good_enough += 1,
-                }
-                examples.push(j.label.example(features, group.clone()));
-            }
-        }
-    })
-    .with_context(context)?;
-    latest.retain(|id, _| !rated.contains(id));
-    counts.feedback_unknown = latest.len();
-    let c = &counts;
-    eprintln!(
-        "{}: {} logged requests: {} not routed by \"auto\" (ignored), {} without features (skipped), \
-         {} without a label (skipped), {} examples ({} small model not good enough, {} good enough); \
-         {} feedback rows, {} for requests not in the log",
-        path.display(),
-        c.rows,
-        c.not_auto,
-        c.no_features,
-        c.no_label,
-        examples.len(),
-        c.not_good_enough,
-        c.good_enough,
-        c.feedback,
-        c.feedback_unknown,
-    );
-    Ok(examples)
-}
-
-/// Every example's embedding: the one it carries (request-log rows), else its text embedded
-/// (through the cache).
-fn embeddings_of(
-    args: &DataArgs,
-    cache_path: Option<PathBuf>,
-    examples: &[Example],
-) -> Result<Vec<Vec<f32>>> {
-    let texts: Vec<&str> = examples
-        .iter()
-        .filter(|e| e.features.is_none())
-        .map(|e| e.text.as_str())
-        .collect();
-    let mut computed = if texts.is_empty() {
-        Vec::new()
-    } else {
-        embed_all(args, cache_path, &texts)?
+        bar.set_length(of as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    if let (Some(why), Some(path)) = (&embedded.cache_ignored, &source.cache) {
+        eprintln!("ignoring the embedding cache {}: {why}", path.display());
     }
-    .into_iter();
-    examples
-        .iter()
-        .map(|e| match &e.features {
-            Some(f) => Ok(f.embedding.clone()),
-            None => computed.next().context("an embedding went missing"),
-        })
-        .collect()
-}
-
-/// Keep (`keep = true`) or drop the examples of `groups`; every named group must exist.
-fn select_groups(examples: &mut Vec<Example>, groups: &[String], keep: bool) -> Result<()> {
-    let known: HashSet<String> = data::groups(examples).into_iter().collect();
-    if let Some(unknown) = groups.iter().find(|g| !known.contains(*g)) {
-        bail!(
-            "no group `{unknown}` in the data (groups are file stems, e.g. {})",
-            known.iter().next().map_or("mmlu_anatomy", String::as_str)
+    if embedded.cached + embedded.computed > 0 {
+        eprintln!(
+            "embeddings: {} cached, {} computed",
+            embedded.cached, embedded.computed
         );
     }
-    let set: HashSet<&String> = groups.iter().collect();
-    examples.retain(|e| set.contains(&e.group) == keep);
-    Ok(())
-}
-
-const CACHE_MAGIC: &[u8; 8] = b"SYEMB01\n";
-
-/// Embeddings keyed by SHA-256 of (embedder name, text), in a file of fixed-size records.
-struct EmbeddingCache {
-    path: Option<PathBuf>,
-    dims: usize,
-    known: HashMap<[u8; 32], Vec<f32>>,
-}
-
-fn cache_key(text: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(learned::EMBEDDER.as_bytes());
-    // The vectors differ slightly between precisions: never mix them in one training set.
-    h.update(format!("{:?}", Precision::fastest()).as_bytes());
-    h.update([0]);
-    h.update(text.as_bytes());
-    h.finalize().into()
-}
-
-impl EmbeddingCache {
-    fn open(path: Option<PathBuf>, dims: usize) -> Self {
-        let mut known = HashMap::new();
-        if let Some(p) = &path {
-            match Self::read(p, dims) {
-                Ok(k) => known = k,
-                Err(e) if p.exists() => {
-                    eprintln!("ignoring the embedding cache {}: {e:#}", p.display())
-                }
-                Err(_) => {}
-            }
-        }
-        EmbeddingCache { path, dims, known }
-    }
-
-    fn read(path: &Path, dims: usize) -> Result<HashMap<[u8; 32], Vec<f32>>> {
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)?.read_to_end(&mut bytes)?;
-        let header = 8 + 4;
-        if bytes.len() < header || &bytes[..8] != CACHE_MAGIC {
-            bail!("not an embedding cache");
-        }
-        let stored = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
-        if stored != dims {
-            bail!("it holds {stored}-dimensional vectors, not {dims}");
-        }
-        let record = 32 + 4 * dims;
-        Ok(bytes[header..]
-            .chunks_exact(record)
-            .map(|r| {
-                let mut key = [0u8; 32];
-                key.copy_from_slice(&r[..32]);
-                let v = r[32..]
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                (key, v)
-            })
-            .collect())
-    }
-
-    fn append(&self, new: &[([u8; 32], Vec<f32>)]) -> Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        if new.is_empty() {
-            return Ok(());
-        }
-        let fresh = !path.is_file();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot write the embedding cache {}", path.display()))?;
-        let mut buf = Vec::new();
-        if fresh {
-            buf.extend_from_slice(CACHE_MAGIC);
-            buf.extend_from_slice(&(self.dims as u32).to_le_bytes());
-        }
-        for (key, v) in new {
-            buf.extend_from_slice(key);
-            v.iter()
-                .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()));
-        }
-        file.write_all(&buf)?;
-        Ok(())
-    }
-}
-
-/// Embed every text (from the cache where possible), with a progress bar.
-fn embed_all(
-    args: &DataArgs,
-    cache_path: Option<PathBuf>,
-    texts: &[&str],
-) -> Result<Vec<Vec<f32>>> {
-    let dir = args
-        .embedder
-        .clone()
-        .unwrap_or_else(|| models_dir().join("all-MiniLM-L6-v2"));
-    let cache_path = if args.no_cache { None } else { cache_path };
-    // all-MiniLM-L6-v2's width, checked against the model when it has to be loaded; the
-    // model is loaded only when the cache lacks something.
-    let dims = 384;
-    let cache = EmbeddingCache::open(cache_path, dims);
-    let keys: Vec<[u8; 32]> = texts.iter().map(|t| cache_key(t)).collect();
-    let missing: Vec<usize> = (0..texts.len())
-        .filter(|&i| !cache.known.contains_key(&keys[i]))
-        .collect();
-    let mut fresh: HashMap<[u8; 32], Vec<f32>> = HashMap::new();
-    if !missing.is_empty() {
-        let embedder = Embedder::load(&dir)
-            .with_context(|| format!("cannot load the embedder from {}", dir.display()))?;
-        if embedder.dimensions() != dims {
-            bail!(
-                "the embedder at {} gives {} dimensions, expected {dims}",
-                dir.display(),
-                embedder.dimensions()
-            );
-        }
-        let bar = ProgressBar::new(missing.len() as u64).with_message("embedding");
-        bar.set_style(ProgressStyle::with_template(
-            "{msg} {wide_bar} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
-        )?);
-        let mut batch_new = Vec::new();
-        for chunk in missing.chunks(64) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let out = embedder.embed(&batch)?;
-            for (&i, v) in chunk.iter().zip(out.vectors) {
-                batch_new.push((keys[i], v.clone()));
-                fresh.insert(keys[i], v);
-            }
-            // Write as we go, so an interrupted run keeps what it paid for.
-            cache.append(&batch_new)?;
-            batch_new.clear();
-            bar.inc(chunk.len() as u64);
-        }
-        bar.finish_and_clear();
-    }
-    eprintln!(
-        "embeddings: {} cached, {} computed",
-        texts.len() - missing.len(),
-        missing.len()
-    );
-    keys.iter()
-        .map(|k| {
-            cache
-                .known
-                .get(k)
-                .or_else(|| fresh.get(k))
-                .cloned()
-                .context("an embedding went missing")
-        })
-        .collect()
-}
-
-fn cache_next_to(model: &Path) -> PathBuf {
-    model
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("embeddings.cache")
+    Ok(embedded.vectors)
 }
 
 /// A `switchyard replay` folder stands for its labels: the training half for `train`, the
 /// held-out half for `eval`.
 fn replay_labels(args: &mut DataArgs, held_out: bool) {
-    for path in &mut args.data {
-        if let Some(labels) = switchyard_replay::labels::for_folder(path, held_out) {
-            eprintln!("data: {} (the replay's graded answers)", labels.display());
-            *path = labels;
-        }
+    for labels in labelled::replay_labels(&mut args.data, held_out) {
+        eprintln!("data: {} (the replay's graded answers)", labels.display());
     }
 }
 
@@ -520,7 +179,7 @@ pub fn train(mut args: TrainArgs) -> Result<()> {
     replay_labels(&mut args.data, false);
     let pair = model_pair(&args.data)?;
     let mut examples = load_examples(&args.data, &pair)?;
-    select_groups(&mut examples, &args.holdout_groups, false)?;
+    labelled::select_groups(&mut examples, &args.holdout_groups, false)?;
     if !args.holdout_groups.is_empty() {
         eprintln!(
             "training on {} examples ({} groups held out)",
@@ -532,7 +191,7 @@ pub fn train(mut args: TrainArgs) -> Result<()> {
     if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let embeddings = embeddings_of(&args.data, Some(cache_next_to(&args.out)), &examples)?;
+    let embeddings = embeddings_of(&args.data, &args.out, &examples)?;
     let opts = TrainOptions {
         learner: match args.learner {
             LearnerArg::Knn => LearnerKind::Knn,
@@ -583,54 +242,39 @@ pub fn train(mut args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn metrics_json(e: &Evaluation) -> serde_json::Value {
-    serde_json::json!({"apgr": e.apgr, "cpt50": e.cpt50, "cpt80": e.cpt80, "cpt95": e.cpt95})
-}
-
 pub fn eval(mut args: EvalArgs) -> Result<()> {
     replay_labels(&mut args.data, true);
     let router = LearnedRouter::load(&args.router)?;
     let pair = model_pair(&args.data)?;
     let mut examples = load_examples(&args.data, &pair)?;
     if !args.groups.is_empty() {
-        select_groups(&mut examples, &args.groups, true)?;
+        labelled::select_groups(&mut examples, &args.groups, true)?;
     }
-    let trained: HashSet<&String> = router.metadata().training_groups.iter().collect();
-    let seen = examples
-        .iter()
-        .filter(|e| trained.contains(&e.group))
-        .count();
-    if seen > 0 {
+    let embeddings = embeddings_of(&args.data, &args.router, &examples)?;
+    let judged = judge::judge(&router, &examples, &embeddings, args.points)?;
+    if judged.seen_in_training > 0 {
         eprintln!(
-            "warning: {seen} of {} examples are from groups the router was trained on; pass --groups to evaluate on held-out ones",
+            "warning: {} of {} examples are from groups the router was trained on; pass --groups to evaluate on held-out ones",
+            judged.seen_in_training,
             examples.len()
         );
     }
-    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let embeddings = embeddings_of(&args.data, Some(cache_next_to(&args.router)), &examples)?;
-    let scores: Vec<f64> = embeddings
-        .iter()
-        .zip(&examples)
-        .map(|(v, e)| router.score_example(e, v))
-        .collect();
-    let outcomes: Vec<Outcome> = examples.iter().map(Example::outcome).collect();
-    let report = eval::report(&scores, &texts, &outcomes, args.points)?;
-    let at_threshold =
-        scores.iter().filter(|s| router.prefers_strong(**s)).count() as f64 / scores.len() as f64;
+    let report = &judged.report;
+    let at_threshold = judged.strong_share_at_threshold;
     if let Some(path) = &args.plot {
-        plot(path, &report, &router.name(), &pair)?;
+        plot::curves(path, report, &router.name(), &pair)?;
     }
     if args.json {
-        let mut obj = metrics_json(&report.router);
+        let mut obj = judge::metrics_json(&report.router);
         obj["router"] = router.name().into();
         obj["examples"] = report.examples.into();
         obj["weak_quality"] = report.weak_quality.into();
         obj["strong_quality"] = report.strong_quality.into();
         obj["strong_share_at_threshold"] = at_threshold.into();
         obj["baselines"] = serde_json::json!({
-            "random": metrics_json(&report.random),
-            "length": metrics_json(&report.length),
-            "oracle": metrics_json(&report.oracle),
+            "random": judge::metrics_json(&report.random),
+            "length": judge::metrics_json(&report.length),
+            "oracle": judge::metrics_json(&report.oracle),
         });
         println!("{obj}");
         return Ok(());
@@ -667,70 +311,5 @@ pub fn eval(mut args: EvalArgs) -> Result<()> {
     if let Some(path) = &args.plot {
         println!("plot: {}", path.display());
     }
-    Ok(())
-}
-
-/// Quality against share of strong calls, one line per router, the two models as flat lines.
-fn plot(path: &Path, report: &Report, name: &str, pair: &ModelPair) -> Result<()> {
-    use plotters::prelude::*;
-    let series = [
-        (format!("learned {name}"), &report.router, RED),
-        ("random".to_owned(), &report.random, BLACK),
-        ("prompt length".to_owned(), &report.length, BLUE),
-        ("oracle".to_owned(), &report.oracle, GREEN),
-    ];
-    let all = series
-        .iter()
-        .flat_map(|(_, e, _)| e.curve.iter().map(|p| p.quality))
-        .chain([report.weak_quality, report.strong_quality]);
-    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), q| (a.min(q), b.max(q)));
-    let pad = ((hi - lo) * 0.05).max(1e-3);
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "Quality vs strong-model calls ({} examples)",
-                report.examples
-            ),
-            ("sans-serif", 20),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..100f64, (lo - pad)..(hi + pad))?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("calls to {} (%)", pair.strong))
-        .y_desc("mean quality")
-        .draw()?;
-    for (label, e, color) in series {
-        chart
-            .draw_series(LineSeries::new(
-                e.curve.iter().map(|p| (100.0 * p.strong_share, p.quality)),
-                color.stroke_width(2),
-            ))?
-            .label(format!("{label} (APGR {:.3})", e.apgr))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    for (label, q) in [
-        (format!("{} only", pair.weak), report.weak_quality),
-        (format!("{} only", pair.strong), report.strong_quality),
-    ] {
-        chart
-            .draw_series(LineSeries::new(
-                [(0.0, q), (100.0, q)],
-                RGBColor(150, 150, 150),
-            ))?
-            .label(label)
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(150, 150, 150)));
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
     Ok(())
 }

@@ -51,7 +51,7 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<()> {
     let config = crate::load_config(args.config.as_deref())?;
     let models = models(&config, &args.models)?;
-    if crate::offline::is_request_log(&args.data) {
+    if switchyard_offline::labelled::is_request_log(&args.data) {
         return live(&config, &args, &models);
     }
     let Some(out) = args.out.as_deref() else {

@@ -12,7 +12,14 @@ fn switchyard() -> Command {
 #[test]
 fn chat_answers_through_the_embedded_local_default() {
     let dir = tempfile::tempdir().unwrap();
+    // Only the small model: with the larger tier fetched too, the default is a cascade.
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    let small = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    let found = switchyard_models::find(small).unwrap_or_else(|missing| panic!("{missing}"));
+    std::os::unix::fs::symlink(found, models.join(small)).unwrap();
     let out = switchyard()
+        .env(switchyard_models::ENV, &models)
         .current_dir(dir.path())
         .args([
             "chat",
