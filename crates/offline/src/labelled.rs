@@ -43,46 +43,43 @@ pub fn replay_labels(paths: &mut [PathBuf], held_out: bool) -> Vec<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct Pair {
     pub models: ModelPair,
-    /// True when the pair was chosen by mean quality from the first file's two model columns.
+    /// True when the pair was chosen by mean quality from the path's two model columns.
     pub by_mean_quality: bool,
 }
 
-/// The weak and strong model: `explicit` when given, else the two model columns of the first
-/// data file, the lower-scoring one as weak. Request logs label the small model against the
-/// larger ones, so data of only logs has no columns to pick.
-pub fn model_pair(paths: &[PathBuf], explicit: Option<ModelPair>) -> Result<Pair, OfflineError> {
-    if let Some(models) = explicit {
-        return Ok(Pair {
-            models,
-            by_mean_quality: false,
-        });
-    }
-    let files: Vec<&PathBuf> = paths.iter().filter(|p| !is_request_log(p)).collect();
-    if files.is_empty() {
-        return Ok(Pair {
-            models: ModelPair {
-                weak: "the small model".into(),
-                strong: "a larger model".into(),
-            },
-            by_mean_quality: false,
-        });
-    }
-    let mut first = None;
-    for path in &files {
-        if let Some(f) = data::data_files(path)?.into_iter().next() {
-            first = Some(f);
-            break;
-        }
-    }
-    let first = first.ok_or_else(|| {
-        OfflineError::NoDataFiles(
-            files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    })?;
+/// The weak and strong model of each path: `explicit` when given, else the two model columns
+/// of the path's first data file, the lower-scoring one as weak. Each path its own pair, so
+/// that sources of different model pairs (RouteLLM's MMLU, a replay's labels) train one router.
+/// Request logs label the small model against the larger ones, so they have no columns to pick.
+pub fn model_pairs(
+    paths: &[PathBuf],
+    explicit: Option<ModelPair>,
+) -> Result<Vec<Pair>, OfflineError> {
+    paths
+        .iter()
+        .map(|path| match &explicit {
+            Some(models) => Ok(Pair {
+                models: models.clone(),
+                by_mean_quality: false,
+            }),
+            None if is_request_log(path) => Ok(Pair {
+                models: ModelPair {
+                    weak: "the small model".into(),
+                    strong: "a larger model".into(),
+                },
+                by_mean_quality: false,
+            }),
+            None => own_pair(path),
+        })
+        .collect()
+}
+
+/// The two model columns of `path`'s first data file, the lower-scoring one as weak.
+fn own_pair(path: &Path) -> Result<Pair, OfflineError> {
+    let first = data::data_files(path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| OfflineError::NoDataFiles(path.display().to_string()))?;
     let names = data::model_names(&first)?;
     let [a, b] = names.as_slice() else {
         return Err(OfflineError::ModelColumns {
@@ -121,16 +118,17 @@ pub struct Loaded {
     pub logs: Vec<(PathBuf, LogCounts)>,
 }
 
-/// Load every path, and drop contaminated prompts.
+/// Load every path, each with its pair (`pairs[i]` is `paths[i]`'s), and drop contaminated
+/// prompts.
 pub fn load(
     paths: &[PathBuf],
-    pair: &ModelPair,
+    pairs: &[ModelPair],
     contaminated: Option<&Path>,
 ) -> Result<Loaded, OfflineError> {
     let mut examples = Vec::new();
     let mut listed_prompts = HashSet::new();
     let mut logs = Vec::new();
-    for path in paths {
+    for (path, pair) in paths.iter().zip(pairs) {
         if is_request_log(path) {
             let (found, counts) = load_log(path)?;
             examples.extend(found);
@@ -298,7 +296,8 @@ mod tests {
             "a.csv",
             "prompt,big,tiny\nQ1,True,False\nQ2,True,True\n",
         );
-        let pair = model_pair(&[p], None).unwrap();
+        let pairs = model_pairs(&[p], None).unwrap();
+        let pair = &pairs[0];
         assert!(pair.by_mean_quality);
         assert_eq!(
             (pair.models.weak.as_str(), pair.models.strong.as_str()),
@@ -307,10 +306,36 @@ mod tests {
     }
 
     #[test]
+    fn each_source_brings_its_own_pair_and_they_train_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let mmlu = write(
+            dir.path(),
+            "mmlu.csv",
+            "prompt,gpt,mixtral\nQ1,True,False\nQ2,True,True\n",
+        );
+        let replay = write(
+            dir.path(),
+            "labels.jsonl",
+            "{\"prompt\": \"2+2?\", \"scores\": {\"large\": 1.0, \"small\": 0.0}}\n",
+        );
+        let paths = [mmlu, replay];
+        let pairs = model_pairs(&paths, None).unwrap();
+        let names: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|p| (p.models.weak.as_str(), p.models.strong.as_str()))
+            .collect();
+        assert_eq!(names, [("mixtral", "gpt"), ("small", "large")]);
+        let models: Vec<ModelPair> = pairs.into_iter().map(|p| p.models).collect();
+        let loaded = load(&paths, &models, None).unwrap();
+        let labels: Vec<(f64, f64)> = loaded.examples.iter().map(|e| (e.weak, e.strong)).collect();
+        assert_eq!(labels, [(0.0, 1.0), (1.0, 1.0), (0.0, 1.0)]);
+    }
+
+    #[test]
     fn three_model_columns_ask_for_weak_and_strong() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "a.csv", "prompt,x,y,z\nQ1,True,False,True\n");
-        let err = model_pair(&[p], None).unwrap_err().to_string();
+        let err = model_pairs(&[p], None).unwrap_err().to_string();
         assert!(err.contains("3 model columns (x, y, z)"), "{err}");
         assert!(err.contains("--weak and --strong"), "{err}");
     }
@@ -332,7 +357,7 @@ mod tests {
             weak: "w".into(),
             strong: "s".into(),
         };
-        let loaded = load(&[dir.path().to_path_buf()], &pair, None).unwrap();
+        let loaded = load(&[dir.path().to_path_buf()], &[pair], None).unwrap();
         assert_eq!(loaded.contaminated_dropped, 1);
         assert_eq!(loaded.examples.len(), 1);
         assert!(loaded.logs.is_empty());
@@ -350,7 +375,7 @@ mod tests {
             weak: "w".into(),
             strong: "s".into(),
         };
-        let mut examples = load(&[p], &pair, None).unwrap().examples;
+        let mut examples = load(&[p], &[pair], None).unwrap().examples;
         let err = select_groups(&mut examples, &["mmlu_nope".into()], true).unwrap_err();
         assert!(err.to_string().contains("no group `mmlu_nope`"), "{err}");
         select_groups(&mut examples, &["mmlu_anatomy".into()], false).unwrap();

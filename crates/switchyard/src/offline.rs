@@ -101,7 +101,9 @@ pub struct EvalArgs {
     plot: Option<PathBuf>,
 }
 
-fn model_pair(args: &DataArgs) -> Result<ModelPair> {
+/// Each --data path's pair (`--weak`/`--strong` for all, else each path's own, said on stderr)
+/// and the pair that names them in reports: the first path's.
+fn model_pairs(args: &DataArgs) -> Result<(Vec<ModelPair>, ModelPair)> {
     let explicit = match (&args.weak, &args.strong) {
         (Some(weak), Some(strong)) => Some(ModelPair {
             weak: weak.clone(),
@@ -109,19 +111,29 @@ fn model_pair(args: &DataArgs) -> Result<ModelPair> {
         }),
         _ => None,
     };
-    let pair = labelled::model_pair(&args.data, explicit)?;
-    if pair.by_mean_quality {
-        eprintln!(
-            "models: weak = {}, strong = {} (by mean quality; pass --weak/--strong to choose)",
-            pair.models.weak, pair.models.strong
-        );
+    let pairs = labelled::model_pairs(&args.data, explicit)?;
+    for (path, pair) in args.data.iter().zip(&pairs) {
+        if pair.by_mean_quality {
+            eprintln!(
+                "models: weak = {}, strong = {} in {} (by mean quality; pass --weak/--strong to choose)",
+                pair.models.weak,
+                pair.models.strong,
+                path.display()
+            );
+        }
     }
-    Ok(pair.models)
+    let models: Vec<ModelPair> = pairs.into_iter().map(|p| p.models).collect();
+    let shown = models.first().cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no --data given: name a labelled file, folder, replay folder or request log"
+        )
+    })?;
+    Ok((models, shown))
 }
 
 /// Load every --data path, drop contaminated prompts, and say what was read.
-fn load_examples(args: &DataArgs, pair: &ModelPair) -> Result<Vec<Example>> {
-    let loaded = labelled::load(&args.data, pair, args.contaminated.as_deref())?;
+fn load_examples(args: &DataArgs, pairs: &[ModelPair]) -> Result<Vec<Example>> {
+    let loaded = labelled::load(&args.data, pairs, args.contaminated.as_deref())?;
     for (path, counts) in &loaded.logs {
         eprintln!("{}: {counts}", path.display());
     }
@@ -177,8 +189,8 @@ fn replay_labels(args: &mut DataArgs, held_out: bool) {
 
 pub fn train(mut args: TrainArgs) -> Result<()> {
     replay_labels(&mut args.data, false);
-    let pair = model_pair(&args.data)?;
-    let mut examples = load_examples(&args.data, &pair)?;
+    let (pairs, pair) = model_pairs(&args.data)?;
+    let mut examples = load_examples(&args.data, &pairs)?;
     labelled::select_groups(&mut examples, &args.holdout_groups, false)?;
     if !args.holdout_groups.is_empty() {
         eprintln!(
@@ -245,8 +257,8 @@ pub fn train(mut args: TrainArgs) -> Result<()> {
 pub fn eval(mut args: EvalArgs) -> Result<()> {
     replay_labels(&mut args.data, true);
     let router = LearnedRouter::load(&args.router)?;
-    let pair = model_pair(&args.data)?;
-    let mut examples = load_examples(&args.data, &pair)?;
+    let (pairs, pair) = model_pairs(&args.data)?;
+    let mut examples = load_examples(&args.data, &pairs)?;
     if !args.groups.is_empty() {
         labelled::select_groups(&mut examples, &args.groups, true)?;
     }
