@@ -1,4 +1,6 @@
 //! The auth layer: when API keys are configured, `/v1` needs `Authorization: Bearer <key>`.
+//! The key a request came with is named in its outcome (`api_keys[0]`, by its place in the
+//! config), so usage and spend are attributed to it without the secret reaching the log.
 
 use std::sync::Arc;
 
@@ -10,15 +12,21 @@ use subtle::ConstantTimeEq;
 use switchyard_api::{ApiError, ErrorKind};
 
 use crate::error::ErrorResponse;
+use crate::record::OutcomeSlot;
 
 /// The keys that open `/v1`; empty means no auth.
 pub struct ApiKeys(pub Vec<String>);
 
 impl ApiKeys {
-    /// Compares against every key in constant time, so timing tells nothing about a key.
-    fn accepts(&self, presented: &[u8]) -> bool {
-        self.0.iter().fold(false, |found, key| {
-            found | bool::from(key.as_bytes().ct_eq(presented))
+    /// The place of the key presented among the configured ones. Compares against every key
+    /// in constant time, so timing tells nothing about a key.
+    fn accepts(&self, presented: &[u8]) -> Option<usize> {
+        self.0.iter().enumerate().fold(None, |found, (i, key)| {
+            if bool::from(key.as_bytes().ct_eq(presented)) {
+                Some(i)
+            } else {
+                found
+            }
         })
     }
 }
@@ -31,9 +39,15 @@ pub async fn require_key(State(keys): State<Arc<ApiKeys>>, req: Request, next: N
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    match presented {
-        Some(key) if keys.accepts(key) => next.run(req).await,
-        Some(_) => ErrorResponse(ApiError::new(
+    match presented.and_then(|key| keys.accepts(key)) {
+        Some(i) => {
+            if let Some(slot) = req.extensions().get::<OutcomeSlot>() {
+                slot.lock().key_name = Some(format!("api_keys[{i}]"));
+            }
+            next.run(req).await
+        }
+        None if presented.is_some() => ErrorResponse(
+ApiError::new(
             ErrorKind::Authentication,
             "the API key in `Authorization: Bearer …` is not valid for this gateway; check [server] api_keys",
         ))

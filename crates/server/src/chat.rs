@@ -54,6 +54,7 @@ pub async fn completions(
         let mut o = slot.lock();
         o.requested_model.clone_from(&req.model);
         o.stream = delivery == Delivery::Stream;
+        o.chat = true;
     }
     let conversation = headers
         .get(CONVERSATION)

@@ -51,6 +51,18 @@ pub struct Config {
     /// `[guard]`: the privacy guard.
     #[serde(default)]
     pub guard: GuardConfig,
+    /// `[accounting]`: what each request's cost is compared with.
+    #[serde(default)]
+    pub accounting: AccountingConfig,
+}
+
+/// `[accounting]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountingConfig {
+    /// The model every request's counterfactual cost is priced on ("what if everything went to
+    /// the large model"); the model with the highest price when unset.
+    pub baseline: Option<String>,
 }
 
 /// What the guard does with one type of personal data found in a request.
@@ -490,6 +502,23 @@ impl Config {
             .or_else(|| self.models.keys().next().map(String::as_str))
     }
 
+    /// The model savings are counted against: `[accounting] baseline`, or else the priciest
+    /// model (output price, then input price; the first declared among equals).
+    pub fn baseline_model(&self) -> Option<&str> {
+        if let Some(b) = &self.accounting.baseline {
+            return Some(b);
+        }
+        let mut best: Option<(&str, Price)> = None;
+        for (name, m) in &self.models {
+            let dearer =
+                best.is_none_or(|(_, p)| (m.price.output, m.price.input) > (p.output, p.input));
+            if dearer {
+                best = Some((name, m.price));
+            }
+        }
+        best.map(|(name, _)| name)
+    }
+
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
@@ -499,6 +528,14 @@ impl Config {
             return Err(invalid(
                 "no models configured: add a [models.NAME] table (see `switchyard init`)".into(),
             ));
+        }
+        if let Some(b) = &self.accounting.baseline {
+            if !self.models.contains_key(b) {
+                return Err(invalid(format!(
+                    "[accounting] baseline = \"{b}\" names no configured model; use one of: {}",
+                    self.model_names()
+                )));
+            }
         }
         if let Some(d) = &self.router.default {
             if !self.models.contains_key(d) {

@@ -18,6 +18,7 @@ mod knowledge;
 mod local;
 mod metrics;
 mod record;
+mod usage;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -79,6 +80,14 @@ impl Server {
         let recorder = Arc::new(Recorder {
             log: log.clone(),
             metrics: metrics.clone(),
+            baseline: config
+                .baseline_model()
+                .and_then(|name| config.models.get(name))
+                .map(|m| m.price),
+        });
+        let usage_source = Arc::new(usage::UsageSource {
+            log: log.clone(),
+            path: config.store.path.clone(),
         });
         let keys = Arc::new(ApiKeys(config.server.api_keys.clone()));
 
@@ -99,6 +108,7 @@ impl Server {
                 "/feedback",
                 post(feedback::feedback).with_state(log.clone()),
             )
+            .route("/usage", get(usage::usage).with_state(usage_source))
             .route("/knowledge", get(knowledge::bases))
             .route("/knowledge/{kb}/search", post(knowledge::search))
             .route(

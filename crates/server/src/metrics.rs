@@ -19,6 +19,14 @@ struct ModelLabels {
     model: String,
 }
 
+/// Spend is counted by who spent it, on what, by which route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SpendLabels {
+    model: String,
+    route: String,
+    key: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     model: String,
@@ -34,12 +42,16 @@ struct GuardLabels {
 pub struct Observation<'a> {
     pub model: &'a str,
     pub route: &'a str,
+    /// The API key's name; empty when the request came without one.
+    pub key: &'a str,
     pub status: u16,
     pub latency_s: f64,
     pub upstream_s: Option<f64>,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub cost_usd: f64,
+    /// What the request would have cost on the accounting baseline model.
+    pub baseline_cost_usd: f64,
     /// Distinct values redacted, by type label.
     pub redacted: &'a std::collections::BTreeMap<&'static str, usize>,
     /// The type the request was refused for.
@@ -53,7 +65,8 @@ pub struct Metrics {
     upstream: Family<ModelLabels, Histogram>,
     overhead: Histogram,
     tokens: Family<TokenLabels, Counter>,
-    cost: Family<ModelLabels, Counter<f64, AtomicU64>>,
+    cost: Family<SpendLabels, Counter<f64, AtomicU64>>,
+    baseline_cost: Family<SpendLabels, Counter<f64, AtomicU64>>,
     redactions: Family<GuardLabels, Counter>,
     blocked: Family<GuardLabels, Counter>,
 }
@@ -75,7 +88,8 @@ impl Default for Metrics {
         );
         let overhead = seconds_histogram();
         let tokens = Family::<TokenLabels, Counter>::default();
-        let cost = Family::<ModelLabels, Counter<f64, AtomicU64>>::default();
+        let cost = Family::<SpendLabels, Counter<f64, AtomicU64>>::default();
+        let baseline_cost = Family::<SpendLabels, Counter<f64, AtomicU64>>::default();
         registry.register(
             "requests",
             "Requests by answering model, route and HTTP status",
@@ -97,7 +111,16 @@ impl Default for Metrics {
             overhead.clone(),
         );
         registry.register("tokens", "Tokens by model and kind", tokens.clone());
-        registry.register("cost_usd", "Cost in US dollars by model", cost.clone());
+        registry.register(
+            "cost_usd",
+            "Cost in US dollars by answering model, route and API key",
+            cost.clone(),
+        );
+        registry.register(
+            "baseline_cost_usd",
+            "What the same requests would have cost on the [accounting] baseline model, in US dollars",
+            baseline_cost.clone(),
+        );
         let redactions = Family::<GuardLabels, Counter>::default();
         registry.register(
             "guard_redactions",
@@ -118,6 +141,7 @@ impl Default for Metrics {
             overhead,
             tokens,
             cost,
+            baseline_cost,
             redactions,
             blocked,
         }
@@ -154,8 +178,18 @@ impl Metrics {
                     .inc_by(u64::from(n));
             }
         }
+        let spend = SpendLabels {
+            model: o.model.to_owned(),
+            route: o.route.to_owned(),
+            key: o.key.to_owned(),
+        };
         if o.cost_usd > 0.0 {
-            self.cost.get_or_create(&model).inc_by(o.cost_usd);
+            self.cost.get_or_create(&spend).inc_by(o.cost_usd);
+        }
+        if o.baseline_cost_usd > 0.0 {
+            self.baseline_cost
+                .get_or_create(&spend)
+                .inc_by(o.baseline_cost_usd);
         }
         for (&kind, &n) in o.redacted {
             self.redactions

@@ -66,6 +66,10 @@ pub struct Outcome {
     pub text: Option<String>,
     /// The knowledge passages put into the prompt, as ids (the log's `sources`).
     pub sources: Option<String>,
+    /// A chat completion: its counterfactual is the baseline model on the same tokens.
+    pub chat: bool,
+    /// The name of the API key the request came with (the auth layer's; never the secret).
+    pub key_name: Option<String>,
 }
 
 impl Outcome {
@@ -95,6 +99,20 @@ impl OutcomeSlot {
 pub struct Recorder {
     pub log: Arc<RequestLog>,
     pub metrics: Arc<Metrics>,
+    /// The price of `[accounting]`'s baseline model; none when no model is configured with one.
+    pub baseline: Option<crate::config::Price>,
+}
+
+impl Recorder {
+    /// What the request would have cost on the baseline: its price on the prompt tokens and
+    /// the answering model's completion tokens. Anything but a chat completion (embeddings)
+    /// has no counterfactual and is its own baseline.
+    fn baseline_cost(&self, o: &Outcome) -> f64 {
+        match (&self.baseline, o.chat) {
+            (Some(price), true) => price.cost(o.prompt_tokens, o.completion_tokens),
+            _ => o.cost_usd,
+        }
+    }
 }
 
 /// Header values must be visible ASCII: anything else (a model or route name in another
@@ -221,15 +239,18 @@ impl Drop for RowOnDrop {
         let latency_ms = self.start.elapsed().as_secs_f64() * 1e3;
         let o = std::mem::take(&mut *self.slot.lock());
         let status = o.failed_status.unwrap_or(self.status);
+        let baseline_cost_usd = self.recorder.baseline_cost(&o);
         self.recorder.metrics.observe(&Observation {
             model: &o.model,
             route: &o.route,
+            key: o.key_name.as_deref().unwrap_or(""),
             status,
             latency_s: latency_ms / 1e3,
             upstream_s: o.upstream_ms.map(|ms| ms / 1e3),
             prompt_tokens: o.prompt_tokens,
             completion_tokens: o.completion_tokens,
             cost_usd: o.cost_usd,
+            baseline_cost_usd,
             redacted: &o.redacted,
             blocked: o.blocked,
         });
@@ -259,6 +280,9 @@ impl Drop for RowOnDrop {
             redacted,
             text: o.text,
             sources: o.sources,
+            baseline_cost_usd: Some(baseline_cost_usd),
+            key_name: o.key_name,
+            route_name: (!o.route.is_empty()).then_some(o.route),
         });
     }
 }

@@ -442,7 +442,8 @@ async fn models_health_and_metrics_endpoints() {
         "switchyard_upstream_duration_seconds_count{model=\"large\"} 1",
         "switchyard_gateway_overhead_seconds_count 1",
         "switchyard_tokens_total{model=\"large\",kind=\"completion\"}",
-        "switchyard_cost_usd_total{model=\"large\"}",
+        "switchyard_cost_usd_total{model=\"large\",route=\"explicit\",key=\"\"}",
+        "switchyard_baseline_cost_usd_total{model=\"large\",route=\"explicit\",key=\"\"}",
     ] {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }

@@ -7,7 +7,12 @@
 //!
 //! Two tables: `requests`, one row per request (with, when `[router] record_features` is on,
 //! the router's features of the conversation: never its text), and `feedback`, the scores
-//! clients send for answers through `POST /v1/feedback`.
+//! clients send for answers through `POST /v1/feedback`. [`usage`] sums the requests' costs
+//! against their counterfactual on the baseline model.
+
+mod usage;
+
+pub use usage::{parse_time, usage, GroupBy, Usage, UsageQuery, UsageRow};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -80,6 +85,15 @@ pub struct RequestRecord {
     /// The knowledge base passages put into the prompt, as JSON:
     /// `{"kb": "support", "chunks": ["billing/late.md#2"]}` (ids, never the passages' text).
     pub sources: Option<String>,
+    /// What the request would have cost on the accounting baseline model: its price on this
+    /// request's prompt tokens and the answering model's completion tokens (none in rows
+    /// written before accounting existed).
+    pub baseline_cost_usd: Option<f64>,
+    /// The name of the API key the request came with (never the secret).
+    pub key_name: Option<String>,
+    /// The decision's short label (the route's name, `explicit`, `default`, …), by which
+    /// usage is grouped; `route` holds the whole reason.
+    pub route_name: Option<String>,
 }
 
 /// One row of the `feedback` table: a client's verdict on an answer.
@@ -128,7 +142,10 @@ CREATE TABLE IF NOT EXISTS requests (
     chosen TEXT,
     redacted TEXT,
     text TEXT,
-    sources TEXT
+    sources TEXT,
+    baseline_cost_usd REAL,
+    key_name TEXT,
+    route_name TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_created_at ON requests(created_at_ms);
 CREATE TABLE IF NOT EXISTS feedback (
@@ -141,7 +158,7 @@ CREATE TABLE IF NOT EXISTS feedback (
 CREATE INDEX IF NOT EXISTS feedback_request ON feedback(request_id);
 ";
 
-fn open(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let wrap = |source| StoreError::Open {
         path: path.to_owned(),
         source,
@@ -159,7 +176,7 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Columns added after the first release, for logs written by an older version.
-const ADDED_COLUMNS: [(&str, &str); 8] = [
+const ADDED_COLUMNS: [(&str, &str); 11] = [
     ("scores", "TEXT"),
     ("embedding", "BLOB"),
     ("cheap_features", "BLOB"),
@@ -168,6 +185,9 @@ const ADDED_COLUMNS: [(&str, &str); 8] = [
     ("redacted", "TEXT"),
     ("text", "TEXT"),
     ("sources", "TEXT"),
+    ("baseline_cost_usd", "REAL"),
+    ("key_name", "TEXT"),
+    ("route_name", "TEXT"),
 ];
 
 /// f32 values as a little-endian BLOB.
@@ -201,6 +221,8 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
 enum Msg {
     Record(Box<RequestRecord>),
     Feedback(Box<FeedbackRecord>),
+    /// Answered once every row queued before it is committed.
+    Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
 
@@ -268,6 +290,15 @@ impl RequestLog {
         }
     }
 
+    /// Returns once every row queued before the call is committed: a reader that flushes
+    /// first sees its own requests.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// Writes every queued row, then stops the writer. Later records are refused (and logged).
     pub async fn close(&self) {
         let (done, wait) = oneshot::channel();
@@ -286,11 +317,16 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
     let mut feedback = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut close = None;
+        let mut flushed = None;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Record(r) => batch.push(r),
                 Msg::Feedback(f) => feedback.push(f),
+                Msg::Flush(done) => {
+                    flushed = Some(done);
+                    break;
+                }
                 Msg::Close(done) => {
                     close = Some(done);
                     break;
@@ -305,6 +341,9 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
         }
         batch.clear();
         feedback.clear();
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
         if let Some(done) = close {
             rx.close();
             let _ = done.send(());
@@ -326,8 +365,8 @@ fn insert(
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, created_at, created_at_ms, requested_model, model, route, status, stream,
                 prompt_tokens, completion_tokens, cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores,
-                embedding, cheap_features, cascade, chosen, redacted, text, sources)
-             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                embedding, cheap_features, cascade, chosen, redacted, text, sources, baseline_cost_usd, key_name, route_name)
+             VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', ?2 / 1000.0, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -353,6 +392,9 @@ fn insert(
                 r.redacted,
                 r.text,
                 r.sources,
+                r.baseline_cost_usd,
+                r.key_name,
+                r.route_name,
             ])?;
         }
         let mut stmt = tx.prepare_cached(
@@ -380,7 +422,7 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
     let mut stmt = conn.prepare(
         "SELECT id, created_at_ms, requested_model, model, route, status, stream, prompt_tokens, completion_tokens,
                 cost_usd, latency_ms, upstream_latency_ms, ttft_ms, error, scores, embedding, cheap_features,
-                cascade, chosen, redacted, text, sources
+                cascade, chosen, redacted, text, sources, baseline_cost_usd, key_name, route_name
          FROM requests ORDER BY created_at_ms, rowid",
     )?;
     let mut rows = stmt.query([])?;
@@ -413,6 +455,9 @@ pub fn scan_requests(path: &Path, mut each: impl FnMut(RequestRecord)) -> Result
             redacted: row.get(19)?,
             text: row.get(20)?,
             sources: row.get(21)?,
+            baseline_cost_usd: row.get(22)?,
+            key_name: row.get(23)?,
+            route_name: row.get(24)?,
         });
     }
     Ok(())

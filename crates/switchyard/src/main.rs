@@ -6,6 +6,7 @@ mod guard;
 mod knowledge;
 mod offline;
 mod replay;
+mod usage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,9 @@ enum Command {
     Ingest(knowledge::IngestArgs),
     /// Knowledge bases: list them, show one's documents, evaluate retrieval and answers.
     Kb(knowledge::KbArgs),
+    /// What the traffic cost, what it would have cost on the baseline model, and the saving,
+    /// by key, model, route or day.
+    Usage(usage::Args),
 }
 
 const EXAMPLE: &str = include_str!("switchyard.example.toml");
@@ -236,6 +240,7 @@ async fn main() -> Result<()> {
         Command::Guard(args) => guard::run(args),
         Command::Ingest(args) => knowledge::ingest(args),
         Command::Kb(args) => knowledge::kb(args).await,
+        Command::Usage(args) => usage::run(args),
     }
 }
 
