@@ -37,7 +37,7 @@ pub use gateway::{load_calibration, BuildError, Gateway, LocalLoader, Model};
 pub use local::{load_local, token_logprob};
 pub use record::{COST, MODEL, REDACTED, REQUEST_ID, ROUTE, SCORES};
 
-use auth::ApiKeys;
+use auth::Access;
 use embeddings::EmbeddingModel;
 use error::ErrorResponse;
 use metrics::Metrics;
@@ -89,7 +89,10 @@ impl Server {
             log: log.clone(),
             path: config.store.path.clone(),
         });
-        let keys = Arc::new(ApiKeys(config.server.api_keys.clone()));
+        let access = Arc::new(Access::open(
+            config.server.api_keys.clone(),
+            &config.store.path,
+        )?);
 
         let listing = Arc::new(Listing {
             gateway: gateway.clone(),
@@ -122,7 +125,7 @@ impl Server {
             .with_state(bases)
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
-            .layer(middleware::from_fn_with_state(keys, auth::require_key))
+            .layer(middleware::from_fn_with_state(access, auth::require_key))
             .layer(middleware::from_fn_with_state(recorder, record::record));
         let app = Router::new()
             .nest("/v1", v1)

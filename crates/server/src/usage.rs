@@ -1,5 +1,6 @@
 //! `GET /v1/usage?from=&to=&group_by=key|model|route|day`: requests, tokens, cost and what the
 //! same requests would have cost on the `[accounting]` baseline, summed from the request log.
+//! A virtual key sees only its own requests.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use axum::{Extension, Json};
 use switchyard_api::{ApiError, ErrorKind};
 use switchyard_store::{GroupBy, RequestLog, Usage, UsageQuery};
 
+use crate::auth::VirtualKey;
 use crate::error::ErrorResponse;
 use crate::record::OutcomeSlot;
 
@@ -25,6 +27,7 @@ const PARAMS: &str = "`from` and `to` (Unix seconds, 2026-12-01 or 2026-12-01T08
 pub async fn usage(
     State(source): State<Arc<UsageSource>>,
     Extension(slot): Extension<OutcomeSlot>,
+    caller: Option<Extension<VirtualKey>>,
     params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Usage>, ErrorResponse> {
     {
@@ -38,7 +41,9 @@ pub async fn usage(
             format!("cannot read the query string ({e}); send {PARAMS}"),
         )
     })?;
-    let query = read(&params)?;
+    let mut query = read(&params)?;
+    // A virtual key sees its own usage; a config key (an operator's) sees all.
+    query.key = caller.map(|Extension(VirtualKey(name))| name);
     source.log.flush().await;
     let path = source.path.clone();
     // A SQLite aggregate over the log: off the async workers.

@@ -43,7 +43,10 @@ async fn each_request_is_priced_on_the_baseline_too_and_usage_sums_it() {
         .await
         .unwrap();
     let rows = gw.rows().await;
-    let chats: Vec<_> = rows.iter().filter(|r| !r.requested_model.is_empty()).collect();
+    let chats: Vec<_> = rows
+        .iter()
+        .filter(|r| !r.requested_model.is_empty())
+        .collect();
     assert_eq!(chats.len(), 3);
     for r in &chats {
         let on_large =

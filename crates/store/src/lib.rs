@@ -10,8 +10,10 @@
 //! clients send for answers through `POST /v1/feedback`. [`usage`] sums the requests' costs
 //! against their counterfactual on the baseline model.
 
+mod keys;
 mod usage;
 
+pub use keys::{ActiveKey, KeyHasher, KeyInfo, Keys};
 pub use usage::{parse_time, usage, GroupBy, Usage, UsageQuery, UsageRow};
 
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ pub enum StoreError {
     Query(#[from] rusqlite::Error),
     #[error("cannot start the request-log writer: {0}")]
     Spawn(std::io::Error),
+    #[error("{0}")]
+    Key(String),
 }
 
 /// One row of the `requests` table: one request, successful or not.

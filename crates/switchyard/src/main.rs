@@ -3,6 +3,7 @@
 mod calibrate;
 mod chat;
 mod guard;
+mod keys;
 mod knowledge;
 mod offline;
 mod replay;
@@ -64,6 +65,8 @@ enum Command {
     /// What the traffic cost, what it would have cost on the baseline model, and the saving,
     /// by key, model, route or day.
     Usage(usage::Args),
+    /// Virtual API keys: create (the secret is printed once), list, revoke, rotate.
+    Keys(keys::Args),
 }
 
 const EXAMPLE: &str = include_str!("switchyard.example.toml");
@@ -241,6 +244,7 @@ async fn main() -> Result<()> {
         Command::Ingest(args) => knowledge::ingest(args),
         Command::Kb(args) => knowledge::kb(args).await,
         Command::Usage(args) => usage::run(args),
+        Command::Keys(args) => keys::run(args),
     }
 }
 

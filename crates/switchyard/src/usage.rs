@@ -1,7 +1,7 @@
 //! `switchyard usage`: what the gateway's traffic cost, what it would have cost on the
 //! `[accounting]` baseline model, and the difference, from the request log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use switchyard_store::{GroupBy, Usage, UsageQuery};
@@ -28,11 +28,16 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let store = match &args.config {
+/// The store a config names (`[store] path`), or switchyard.db here.
+pub fn store_of(config: Option<&Path>) -> Result<PathBuf> {
+    Ok(match config {
         Some(path) => switchyard_server::Config::load(path)?.store.path,
         None => PathBuf::from("switchyard.db"),
-    };
+    })
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let store = store_of(args.config.as_deref())?;
     if !store.is_file() {
         bail!(
             "no request log at {}: serve some traffic first, or pass the --config whose [store] path names it",
@@ -41,7 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let group_by: GroupBy = args.group_by.parse().map_err(anyhow::Error::msg)?;
     let from_ms = match (&args.since, &args.from) {
-        (Some(age), _) => Some(switchyard_store::RequestRecord::now_ms() - age_ms(age)?),
+        (Some(age), _) => Some(switchyard_store::RequestRecord::now_ms() - age_ms("--since", age)?),
         (None, Some(t)) => Some(switchyard_store::parse_time(t).map_err(anyhow::Error::msg)?),
         (None, None) => None,
     };
@@ -67,15 +72,15 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// `7d` as milliseconds. Written by hand: four units are all `--since` takes.
-fn age_ms(age: &str) -> Result<i64> {
+/// `7d` (given as `option`) as milliseconds. Written by hand: four units are all it takes.
+pub fn age_ms(option: &str, age: &str) -> Result<i64> {
     let unit = age.chars().last().unwrap_or(' ');
     let scale = match unit {
         'm' => 60_000,
         'h' => 3_600_000,
         'd' => 86_400_000,
         'w' => 7 * 86_400_000,
-        _ => bail!("--since {age}: write a number and a unit, m, h, d or w (30m, 24h, 7d, 2w)"),
+        _ => bail!("{option} {age}: write a number and a unit, m, h, d or w (30m, 24h, 7d, 2w)"),
     };
     let n: i64 = age[..age.len() - 1]
         .parse()
@@ -119,11 +124,11 @@ mod tests {
 
     #[test]
     fn ages_read_with_their_unit_and_refuse_without_one() {
-        assert_eq!(age_ms("30m").unwrap(), 1_800_000);
-        assert_eq!(age_ms("7d").unwrap(), 604_800_000);
-        assert_eq!(age_ms("2w").unwrap(), 1_209_600_000);
+        assert_eq!(age_ms("--since", "30m").unwrap(), 1_800_000);
+        assert_eq!(age_ms("--since", "7d").unwrap(), 604_800_000);
+        assert_eq!(age_ms("--since", "2w").unwrap(), 1_209_600_000);
         for bad in ["7", "d", "-1d", "7y", ""] {
-            let err = age_ms(bad).unwrap_err().to_string();
+            let err = age_ms("--since", bad).unwrap_err().to_string();
             assert!(err.contains("30m, 24h, 7d, 2w"), "{bad}: {err}");
         }
     }
