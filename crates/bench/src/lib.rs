@@ -99,6 +99,19 @@ pub async fn open_loop(
     rate: f64,
     duration: Duration,
 ) -> LoadResult {
+    open_loop_as(client, url, body, rate, duration, &[]).await
+}
+
+/// [`open_loop`], each request sent with the next of `keys` as its bearer token, round robin
+/// (none when `keys` is empty).
+pub async fn open_loop_as(
+    client: &reqwest::Client,
+    url: &str,
+    body: &'static str,
+    rate: f64,
+    duration: Duration,
+    keys: &[String],
+) -> LoadResult {
     let start = Instant::now();
     let mut tasks = Vec::with_capacity((rate * duration.as_secs_f64()) as usize + 16);
     let mut sent = 0usize;
@@ -111,10 +124,13 @@ pub async fn open_loop(
         while sent < due {
             let scheduled = start + Duration::from_secs_f64(sent as f64 / rate);
             sent += 1;
-            let req = client
+            let mut req = client
                 .post(url)
                 .header("content-type", "application/json")
                 .body(body);
+            if !keys.is_empty() {
+                req = req.bearer_auth(&keys[sent % keys.len()]);
+            }
             tasks.push(tokio::spawn(async move {
                 let ok = match req.send().await {
                     Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),

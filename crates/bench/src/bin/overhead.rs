@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use switchyard_bench::{median, open_loop, percentile, sibling, Bound, Floors, Process};
+use switchyard_bench::{
+    median, open_loop, open_loop_as, percentile, sibling, Bound, Floors, Process,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -24,6 +26,9 @@ struct Args {
     /// Direct/gateway pairs; the report gives their medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Virtual keys created in the gateway's store; the load goes round robin over them.
+    #[arg(long, default_value_t = 0)]
+    keys: usize,
 }
 
 const BODY: &str = r#"{"model":"mock","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}"#;
@@ -44,6 +49,12 @@ fn main() -> Result<()> {
             db.display().to_string()
         ),
     )?;
+    let keys: Vec<String> = {
+        let store = switchyard_store::Keys::open(&db)?;
+        (0..args.keys)
+            .map(|i| store.create(&format!("bench-{i}"), None))
+            .collect::<Result<_, _>>()?
+    };
     let mut gw = Command::new(sibling("switchyard")?);
     gw.args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
@@ -64,11 +75,11 @@ fn main() -> Result<()> {
     rt.block_on(async {
         // Warm both paths (connections, caches) before measuring.
         open_loop(&client, &direct_url, BODY, args.rate, Duration::from_secs(1)).await;
-        let warm = open_loop(&client, &gateway_url, BODY, args.rate, Duration::from_secs(1)).await;
+        let warm = open_loop_as(&client, &gateway_url, BODY, args.rate, Duration::from_secs(1), &keys).await;
         sent_through_gateway += warm.sent;
         for round in 1..=args.rounds {
             let d = open_loop(&client, &direct_url, BODY, args.rate, phase).await;
-            let g = open_loop(&client, &gateway_url, BODY, args.rate, phase).await;
+            let g = open_loop_as(&client, &gateway_url, BODY, args.rate, phase, &keys).await;
             sent_through_gateway += g.sent;
             let r = [
                 percentile(&d.latencies_ms, 0.5),
@@ -91,8 +102,8 @@ fn main() -> Result<()> {
     let (dp50, dp99, gp50, gp99) = (col(0), col(1), col(2), col(3));
     println!();
     println!(
-        "rate {:.0} req/s, {} rounds of {:.0} s, medians:",
-        args.rate, args.rounds, args.seconds
+        "rate {:.0} req/s, {} rounds of {:.0} s, {} virtual keys, medians:",
+        args.rate, args.rounds, args.seconds, args.keys
     );
     println!("  direct to mock     p50 {dp50:.3} ms   p99 {dp99:.3} ms");
     println!("  through switchyard p50 {gp50:.3} ms   p99 {gp99:.3} ms");
@@ -105,7 +116,7 @@ fn main() -> Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "rate": args.rate, "rounds": args.rounds, "seconds": args.seconds,
+            "rate": args.rate, "rounds": args.rounds, "seconds": args.seconds, "keys": args.keys,
             "direct_p50_ms": dp50, "direct_p99_ms": dp99,
             "gateway_p50_ms": gp50, "gateway_p99_ms": gp99,
             "overhead_p50_ms": gp50 - dp50, "overhead_p99_ms": gp99 - dp99,
