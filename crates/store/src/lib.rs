@@ -320,19 +320,19 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut feedback = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        let mut close = None;
-        let mut flushed = None;
+        // Who waits for this batch to be committed, and whether the writer stops after it.
+        let mut reply = None;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Record(r) => batch.push(r),
                 Msg::Feedback(f) => feedback.push(f),
                 Msg::Flush(done) => {
-                    flushed = Some(done);
+                    reply = Some((done, false));
                     break;
                 }
                 Msg::Close(done) => {
-                    close = Some(done);
+                    reply = Some((done, true));
                     break;
                 }
             }
@@ -345,13 +345,16 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
         }
         batch.clear();
         feedback.clear();
-        if let Some(done) = flushed {
-            let _ = done.send(());
-        }
-        if let Some(done) = close {
-            rx.close();
-            let _ = done.send(());
-            return;
+        match reply {
+            Some((done, true)) => {
+                rx.close();
+                let _ = done.send(());
+                return;
+            }
+            Some((done, false)) => {
+                let _ = done.send(());
+            }
+            None => {}
         }
     }
 }
