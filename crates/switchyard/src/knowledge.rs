@@ -20,7 +20,7 @@ use switchyard_embed::Embedder;
 use switchyard_knowledge::{
     prompt, Format, Ingested, Knowledge, KnowledgeError, Mode, Search, MAX_K,
 };
-use switchyard_server::config::{ProviderKind, StoreConfig};
+use switchyard_server::config::ProviderKind;
 use switchyard_server::Config;
 
 /// The modes compared side by side, in the order they are shown.
@@ -392,10 +392,7 @@ fn settings(config: Option<&Path>) -> Result<(Option<Config>, PathBuf, PathBuf)>
         Some(path) => Some(Config::load(path)?),
         None => None,
     };
-    let store = config
-        .as_ref()
-        .map(|c| c.store.path.clone())
-        .unwrap_or_else(|| StoreConfig::default().path);
+    let store = crate::store_path(config.as_ref());
     let embedder = match config.as_ref().and_then(|c| c.embeddings.as_ref()) {
         Some(e) => e.path.clone(),
         None => switchyard_models::find("all-MiniLM-L6-v2").map_err(|missing| {

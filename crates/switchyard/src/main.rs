@@ -126,6 +126,14 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
+/// The store a config names (`[store] path`), or the default one here without a config.
+pub fn store_path(config: Option<&Config>) -> PathBuf {
+    config.map_or_else(
+        || switchyard_server::config::StoreConfig::default().path,
+        |c| c.store.path.clone(),
+    )
+}
+
 pub fn build_server(config: &Config) -> Result<Server> {
     Ok(Server::new(config, &switchyard_server::load_local)?)
 }

@@ -28,12 +28,10 @@ pub struct Args {
     json: bool,
 }
 
-/// The store a config names (`[store] path`), or switchyard.db here.
+/// The store the config at `config` names, or the default one here.
 pub fn store_of(config: Option<&Path>) -> Result<PathBuf> {
-    Ok(match config {
-        Some(path) => switchyard_server::Config::load(path)?.store.path,
-        None => PathBuf::from("switchyard.db"),
-    })
+    let config = config.map(switchyard_server::Config::load).transpose()?;
+    Ok(crate::store_path(config.as_ref()))
 }
 
 pub fn run(args: Args) -> Result<()> {
