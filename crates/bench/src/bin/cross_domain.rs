@@ -85,8 +85,7 @@ fn load(path: PathBuf, pair: &ModelPair) -> Result<Vec<Example>> {
 }
 
 fn embed(source: &embeddings::Source, name: &str, examples: Vec<Example>) -> Result<Set> {
-    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let embedded = embeddings::embed_texts(source, &texts, &mut |done, of| {
+    let embedded = embeddings::of_examples(source, &examples, &mut |done, of| {
         if done == of || done % 1024 == 0 {
             eprintln!("{name}: embedded {done}/{of}");
         }
