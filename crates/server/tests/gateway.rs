@@ -407,15 +407,7 @@ async fn unknown_fields_and_tools_reach_the_upstream() {
 async fn models_health_and_metrics_endpoints() {
     let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
     let gw = start(&upstream("large", "openai", &mock.base_url(), "mock")).await;
-    let models: Value = gw
-        .client
-        .get(gw.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, models) = gw.get_json("/v1/models", None).await;
     let ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()

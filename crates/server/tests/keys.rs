@@ -59,14 +59,7 @@ async fn a_key_created_and_revoked_beside_a_running_gateway_takes_effect_within_
     assert_eq!(status(&gw, Some(&team_b)).await, 200);
     assert_eq!(status(&gw, Some("sk-sy-not-a-key")).await, 401);
 
-    let usage = |key: String| {
-        let req = gw
-            .client
-            .get(gw.url("/v1/usage?group_by=key"))
-            .bearer_auth(key);
-        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let own = usage(team_b.clone()).await;
+    let (_, own) = gw.get_json("/v1/usage?group_by=key", Some(&team_b)).await;
     assert_eq!(own["data"].as_array().unwrap().len(), 1, "{own}");
     assert_eq!(own["data"][0]["group"], "team-b");
     assert_eq!(own["total"]["requests"], 1, "a key sees only its own usage");

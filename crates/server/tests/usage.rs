@@ -33,15 +33,7 @@ async fn each_request_is_priced_on_the_baseline_too_and_usage_sums_it() {
     for model in ["small", "small", "large"] {
         assert_eq!(gw.chat(question(model)).await.status(), 200);
     }
-    let usage: Value = gw
-        .client
-        .get(gw.url("/v1/usage?group_by=model"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, usage) = gw.get_json("/v1/usage?group_by=model", None).await;
     let rows = gw.rows().await;
     let chats: Vec<_> = rows
         .iter()
@@ -114,16 +106,9 @@ async fn spend_is_attributed_to_the_key_in_usage_and_metrics() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    let usage: Value = gw
-        .client
-        .get(gw.url("/v1/usage?group_by=key"))
-        .bearer_auth("first-secret")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, usage) = gw
+        .get_json("/v1/usage?group_by=key", Some("first-secret"))
+        .await;
     assert_eq!(usage["data"][0]["group"], "api_keys[1]", "{usage}");
     assert_eq!(usage["data"][0]["requests"], 2);
     let metrics = gw.metrics().await;
@@ -142,21 +127,15 @@ async fn usage_windows_by_time_and_refuses_what_it_cannot_read() {
     let mock = switchyard_mock::spawn(MockConfig::default()).await.unwrap();
     let gw = start(&two_models(&mock.base_url())).await;
     assert_eq!(gw.chat(question("small")).await.status(), 200);
-    let get = |query: &str| {
-        let url = gw.url(&format!("/v1/usage{query}"));
-        let client = gw.client.clone();
-        async move {
-            let resp = client.get(url).send().await.unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, all) = get("?from=2020-01-01&group_by=day").await;
+    let (status, all) = gw
+        .get_json("/v1/usage?from=2020-01-01&group_by=day", None)
+        .await;
     assert_eq!(
         (status, all["total"]["requests"].as_u64()),
         (200, Some(1)),
         "{all}"
     );
-    let (_, none) = get("?to=2020-01-01T00:00:00Z").await;
+    let (_, none) = gw.get_json("/v1/usage?to=2020-01-01T00:00:00Z", None).await;
     assert_eq!(none["total"]["requests"], 0);
     assert_eq!(none["data"], json!([]));
     for (query, param) in [
@@ -164,7 +143,7 @@ async fn usage_windows_by_time_and_refuses_what_it_cannot_read() {
         ("?from=last%20tuesday", "from"),
         ("?since=7d", "since"),
     ] {
-        let (status, body) = get(query).await;
+        let (status, body) = gw.get_json(&format!("/v1/usage{query}"), None).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["error"]["param"], param, "{query}: {body}");
         assert_eq!(body["error"]["type"], "invalid_request_error");

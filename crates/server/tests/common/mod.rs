@@ -79,6 +79,16 @@ impl Running {
             .unwrap()
     }
 
+    /// GETs `path`, with `key` as its bearer token when given: the status and the JSON body.
+    pub async fn get_json(&self, path: &str, key: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
     /// `/metrics` as text.
     pub async fn metrics(&self) -> String {
         self.client
